@@ -1,0 +1,11 @@
+#include "fstm/cli/commands.h"
+
+namespace fstm::cli {
+
+std::vector<Command> all_commands() {
+  return {
+      make_info_command(),
+  };
+}
+
+}  // namespace fstm::cli

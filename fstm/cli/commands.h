@@ -1,0 +1,30 @@
+// How subcommands plug into the CLI: each cmd_*.cpp defines a make_*_command() that adds its
+// CLI11 subcommand with its flags and returns the function that runs it.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#ifndef FSTM_VERSION
+#define FSTM_VERSION "0.0.0"
+#endif
+#define FSTM_VERSION_STRING FSTM_VERSION
+
+namespace fstm::cli {
+
+struct Command {
+  std::function<CLI::App*(CLI::App&)> add;  // registers the subcommand and its flags
+  std::function<int()> run;                 // runs it after parsing; returns the exit code
+  CLI::App* sub = nullptr;
+
+  void setup(CLI::App& app) { sub = add(app); }
+  bool parsed() const { return sub && sub->parsed(); }
+};
+
+// Every subcommand; the order is the order of `fstm --help`.
+std::vector<Command> all_commands();
+
+Command make_info_command();
+
+}  // namespace fstm::cli

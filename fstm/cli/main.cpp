@@ -1,0 +1,42 @@
+// The fstm command-line program. Each subcommand lives in its own file (fstm/cli/cmd_*.cpp) and
+// registers itself here; errors a user can cause print one clear line and exit 1, bad flags
+// print usage and exit 2.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "fstm/cli/commands.h"
+#include "tensor/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fstm: FST-Matching deepfake detection and Shapley explanations"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", FSTM_VERSION_STRING);
+  std::vector<fstm::cli::Command> commands = fstm::cli::all_commands();
+  for (auto& c : commands) c.setup(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // unknown flag or bad value: usage was printed
+  }
+  try {
+    for (auto& c : commands)
+      if (c.parsed()) return c.run();
+  } catch (const fstm::Error& e) {
+    std::cerr << "fstm: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "fstm: error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "fstm: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,139 @@
+#include "io/image.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "tensor/error.h"
+
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_FAILURE_USERMSG
+#include <stb_image.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb_image_write.h>
+
+namespace fstm::io {
+
+Image Image::blank(int width, int height, uint8_t value) {
+  Image im;
+  im.width = width;
+  im.height = height;
+  im.rgb.assign(size_t(width) * height * 3, value);
+  return im;
+}
+
+Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
+  FSTM_CHECK(size > 0, what, ": empty file, not an image");
+  FSTM_CHECK(size < size_t(INT32_MAX), what, ": file too large");
+  int w = 0, h = 0, channels = 0;
+  unsigned char* pixels = stbi_load_from_memory(bytes, int(size), &w, &h, &channels, 3);
+  if (!pixels) throw Error(detail::concat(what, ": cannot decode image (", stbi_failure_reason(), ")"));
+  Image im;
+  im.width = w;
+  im.height = h;
+  im.rgb.assign(pixels, pixels + size_t(w) * h * 3);
+  stbi_image_free(pixels);
+  return im;
+}
+
+Image load_image(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  FSTM_CHECK(f.good(), path, ": cannot open image file");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return decode_image(bytes.data(), bytes.size(), path);
+}
+
+namespace {
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  auto* p = static_cast<uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+void check_image(const Image& im, const char* what) {
+  FSTM_CHECK(im.width > 0 && im.height > 0 && im.rgb.size() == size_t(im.width) * im.height * 3, what,
+             ": invalid image ", im.width, "x", im.height);
+}
+}  // namespace
+
+std::vector<uint8_t> encode_jpeg(const Image& im, int quality) {
+  check_image(im, "encode_jpeg");
+  std::vector<uint8_t> out;
+  FSTM_CHECK(stbi_write_jpg_to_func(append_bytes, &out, im.width, im.height, 3, im.rgb.data(),
+                                    std::clamp(quality, 1, 100)),
+             "JPEG encoding failed");
+  return out;
+}
+
+std::vector<uint8_t> encode_png(const Image& im) {
+  check_image(im, "encode_png");
+  std::vector<uint8_t> out;
+  FSTM_CHECK(stbi_write_png_to_func(append_bytes, &out, im.width, im.height, 3, im.rgb.data(), im.width * 3),
+             "PNG encoding failed");
+  return out;
+}
+
+void save_image(const Image& im, const std::string& path, int jpeg_quality) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  std::vector<uint8_t> bytes;
+  if (ext == ".png") {
+    bytes = encode_png(im);
+  } else if (ext == ".jpg" || ext == ".jpeg") {
+    bytes = encode_jpeg(im, jpeg_quality);
+  } else if (ext == ".bmp") {
+    check_image(im, path.c_str());
+    FSTM_CHECK(stbi_write_bmp_to_func(append_bytes, &bytes, im.width, im.height, 3, im.rgb.data()), path,
+               ": BMP encoding failed");
+  } else {
+    throw Error(detail::concat(path, ": unknown image extension '", ext, "' (use .png, .jpg or .bmp)"));
+  }
+  std::ofstream f(path, std::ios::binary);
+  FSTM_CHECK(f.good(), path, ": cannot write image file");
+  f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  FSTM_CHECK(f.good(), path, ": write failed");
+}
+
+Image resize_bilinear(const Image& src, int width, int height) {
+  check_image(src, "resize");
+  FSTM_CHECK(width > 0 && height > 0, "resize to ", width, "x", height);
+  if (width == src.width && height == src.height) return src;
+  Image dst = Image::blank(width, height);
+  const float sx = float(src.width) / width, sy = float(src.height) / height;
+  for (int y = 0; y < height; ++y) {
+    const float fy = std::max(0.0f, (y + 0.5f) * sy - 0.5f);
+    const int y0 = std::min(int(fy), src.height - 1), y1 = std::min(y0 + 1, src.height - 1);
+    const float wy = fy - y0;
+    for (int x = 0; x < width; ++x) {
+      const float fx = std::max(0.0f, (x + 0.5f) * sx - 0.5f);
+      const int x0 = std::min(int(fx), src.width - 1), x1 = std::min(x0 + 1, src.width - 1);
+      const float wx = fx - x0;
+      for (int c = 0; c < 3; ++c) {
+        const float top = src.at(x0, y0)[c] * (1 - wx) + src.at(x1, y0)[c] * wx;
+        const float bottom = src.at(x0, y1)[c] * (1 - wx) + src.at(x1, y1)[c] * wx;
+        dst.at(x, y)[c] = uint8_t(std::clamp(std::lround(top * (1 - wy) + bottom * wy), 0L, 255L));
+      }
+    }
+  }
+  return dst;
+}
+
+void image_into_batch(const Image& im, const Normalization& norm, Tensor& batch, int64_t i) {
+  FSTM_CHECK(batch.dim() == 4 && batch.size(3) == 3 && batch.size(1) == im.height && batch.size(2) == im.width,
+             "image ", im.width, "x", im.height, " does not fit batch ", batch.describe());
+  float* out = batch.data<float>() + i * int64_t(im.height) * im.width * 3;
+  const float scale[3] = {1.0f / (255.0f * norm.std[0]), 1.0f / (255.0f * norm.std[1]), 1.0f / (255.0f * norm.std[2])};
+  const float shift[3] = {-norm.mean[0] / norm.std[0], -norm.mean[1] / norm.std[1], -norm.mean[2] / norm.std[2]};
+  const size_t n = size_t(im.width) * im.height;
+  for (size_t p = 0; p < n; ++p)
+    for (int c = 0; c < 3; ++c) out[p * 3 + c] = im.rgb[p * 3 + c] * scale[c] + shift[c];
+}
+
+Tensor image_to_tensor(const Image& im, const Normalization& norm) {
+  check_image(im, "image_to_tensor");
+  Tensor t = Tensor::empty(Shape{1, im.height, im.width, 3});
+  image_into_batch(im, norm, t, 0);
+  return t;
+}
+
+}  // namespace fstm::io

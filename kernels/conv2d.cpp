@@ -1,0 +1,46 @@
+#include "kernels/conv2d.h"
+
+#include "kernels/dispatch.h"
+
+namespace fstm::kernels {
+
+Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const int64_t kh = w[2], kw = w[3];
+  const int64_t ho = (x[1] + 2 * p.pad_h - p.dilation_h * (kh - 1) - 1) / p.stride_h + 1;
+  const int64_t wo = (x[2] + 2 * p.pad_w - p.dilation_w * (kw - 1) - 1) / p.stride_w + 1;
+  return Shape{x[0], ho, wo, w[0]};
+}
+
+void conv2d_check(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
+  FSTM_CHECK(x.dim() == 4, "conv2d: input must be [N, H, W, C], got ", x.describe());
+  FSTM_CHECK(w.dim() == 4, "conv2d: weight must be [Co, Ci/groups, kH, kW], got ", w.describe());
+  check_f32(x, "conv2d");
+  check_f32(w, "conv2d");
+  check_same_device(x, w, "conv2d");
+  FSTM_CHECK(p.groups >= 1 && x.size(3) % p.groups == 0 && w.size(0) % p.groups == 0, "conv2d: ",
+             p.groups, " groups do not divide input ", x.describe(), " and weight ", w.describe());
+  FSTM_CHECK(w.size(1) * p.groups == x.size(3), "conv2d: weight ", w.describe(), " expects ",
+             w.size(1) * p.groups, " input channels, input ", x.describe(), " has ", x.size(3));
+  FSTM_CHECK(p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 && p.dilation_w >= 1 && p.pad_h >= 0 &&
+                 p.pad_w >= 0,
+             "conv2d: stride and dilation must be >= 1 and padding >= 0");
+  if (b.defined()) {
+    check_shape(b, Shape{w.size(0)}, "conv2d bias");
+    check_same_device(x, b, "conv2d");
+  }
+  const Shape y = conv2d_output_shape(x.shape(), w.shape(), p);
+  FSTM_CHECK(y[1] >= 1 && y[2] >= 1, "conv2d: input ", x.describe(), " is smaller than the ", w.size(2), "x",
+             w.size(3), " kernel ", w.describe());
+}
+
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor& y) {
+  FSTM_DISPATCH_ONEDNN(x, conv2d_forward, x, w, b, p, y);
+}
+void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Conv2dParams& p, Tensor& dx) {
+  FSTM_DISPATCH_ONEDNN(dy, conv2d_backward_data, dy, w, p, dx);
+}
+void conv2d_backward_weights(const Tensor& dy, const Tensor& x, const Conv2dParams& p, Tensor& dw, Tensor& db) {
+  FSTM_DISPATCH_ONEDNN(dy, conv2d_backward_weights, dy, x, p, dw, db);
+}
+
+}  // namespace fstm::kernels

@@ -1,0 +1,68 @@
+#include "tests/test_support.h"
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+namespace fstm::test {
+
+Tensor random_tensor(const Shape& shape, Rng& rng, float lo, float hi) {
+  Tensor t = Tensor::empty(shape);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.uniform(lo, hi);
+  return t;
+}
+
+float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol) {
+  const std::vector<float> va = a.to_vector(), vb = b.to_vector();
+  float worst = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    const float r = std::abs(va[i] - vb[i]) / (atol + rtol * std::abs(vb[i]));
+    if (!(r <= worst)) worst = std::isnan(r) ? std::numeric_limits<float>::infinity() : r;
+  }
+  return worst;
+}
+
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, float atol, float rtol) {
+  if (actual.shape() != expected.shape())
+    return ::testing::AssertionFailure() << "shape " << actual.shape().str() << " != " << expected.shape().str();
+  const std::vector<float> va = actual.to_vector(), vb = expected.to_vector();
+  size_t worst = 0;
+  float worst_ratio = -1;
+  for (size_t i = 0; i < va.size(); ++i) {
+    float r = std::abs(va[i] - vb[i]) / (atol + rtol * std::abs(vb[i]));
+    if (std::isnan(r)) r = std::numeric_limits<float>::infinity();
+    if (r > worst_ratio) {
+      worst_ratio = r;
+      worst = i;
+    }
+  }
+  if (va.empty() || worst_ratio <= 1.0f) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "element " << worst << " of " << actual.describe() << ": actual "
+                                       << va[worst] << ", expected " << vb[worst] << " (atol " << atol << ", rtol "
+                                       << rtol << ", " << worst_ratio << "x the tolerance)";
+}
+
+void poison(Tensor& t) { t.fill_(std::numeric_limits<float>::quiet_NaN()); }
+
+bool have_cuda() { return cuda_device_count() > 0; }
+
+std::string cuda_skip_reason() {
+  if (!cuda_compiled()) return "CUDA test skipped: fstm was built without CUDA";
+  return "CUDA test skipped: no usable GPU (" + cuda_backend()->status() + ")";
+}
+
+std::string source_dir() { return FSTM_SOURCE_DIR; }
+
+std::string temp_dir(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string leaf = name;
+  if (info) leaf = std::string(info->test_suite_name()) + "." + info->name() + "." + name;
+  std::filesystem::path p = std::filesystem::path(FSTM_BINARY_DIR) / "test_tmp" / leaf;
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+}  // namespace fstm::test

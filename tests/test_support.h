@@ -1,0 +1,34 @@
+// Helpers shared by the unit tests: random tensors, comparisons with tolerances, and paths.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+
+namespace fstm::test {
+
+// Uniform in [lo, hi), f32, on the CPU.
+Tensor random_tensor(const Shape& shape, Rng& rng, float lo = -1.0f, float hi = 1.0f);
+// Largest |a - b| / (atol + rtol * |b|); <= 1 means within tolerance.
+float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol);
+// EXPECT-style comparison that names the worst element.
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, float atol, float rtol);
+// Fills with NaN: backward kernels must overwrite every element they assign.
+void poison(Tensor& t);
+// True when a CUDA device is usable; tests that need one call GTEST_SKIP with the reason.
+bool have_cuda();
+std::string cuda_skip_reason();
+std::string source_dir();   // the repository root
+std::string temp_dir(const std::string& name);  // a fresh directory under the build tree
+
+}  // namespace fstm::test
+
+#define FSTM_EXPECT_CLOSE(actual, expected, atol, rtol) \
+  EXPECT_TRUE(::fstm::test::all_close((actual), (expected), (atol), (rtol)))
+#define FSTM_REQUIRE_CUDA()                                          \
+  do {                                                               \
+    if (!::fstm::test::have_cuda()) GTEST_SKIP() << ::fstm::test::cuda_skip_reason(); \
+  } while (0)
