@@ -3,6 +3,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
+#include "autograd/trace.h"
 #include "kernels/elementwise.h"
 #include "kernels/loss.h"
 
@@ -126,6 +127,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   check_same_shape(a, b, "add");
   Tensor y = empty_on(a, a.shape());
   kernels::add(a, b, y);
+  trace(TracedKind::Add, {&a, &b}, y);
   if (needs_grad({&a, &b})) record(std::make_shared<AddNode>(), {{&a, GradMode::Assign}, {&b, GradMode::Assign}}, y);
   return y;
 }
@@ -136,6 +138,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   kernels::affine(b, -1.0f, 0.0f, nb);
   Tensor y = empty_on(a, a.shape());
   kernels::add(a, nb, y);
+  trace(TracedKind::Sub, {&a, &b}, y);
   if (needs_grad({&a, &b})) {
     auto node = std::make_shared<AddNode>();
     node->sign_b = -1.0f;
@@ -148,6 +151,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   check_same_shape(a, b, "mul");
   Tensor y = empty_on(a, a.shape());
   kernels::mul(a, b, y);
+  trace(TracedKind::Mul, {&a, &b}, y);
   if (needs_grad({&a, &b})) {
     auto node = std::make_shared<MulNode>();
     node->a = a.detach();
@@ -161,6 +165,10 @@ Tensor affine(const Tensor& x, float alpha, float beta) {
   check_f32(x, "affine");
   Tensor y = empty_on(x, x.shape());
   kernels::affine(x, alpha, beta, y);
+  if (TracedOp* t = trace(TracedKind::Affine, {&x}, y)) {
+    t->alpha = alpha;
+    t->beta = beta;
+  }
   if (needs_grad({&x})) {
     auto node = std::make_shared<AffineNode>();
     node->alpha = alpha;
@@ -174,6 +182,7 @@ Tensor mul_channel(const Tensor& x, const Tensor& s) {
              "mul_channel: scale ", s.describe(), " does not fit ", x.describe());
   Tensor y = empty_on(x, x.shape());
   kernels::mul_channel(x, s, y);
+  trace(TracedKind::MulChannel, {&x, &s}, y);
   if (needs_grad({&x, &s})) {
     auto node = std::make_shared<MulChannelNode>();
     node->x = x.detach();
@@ -184,6 +193,7 @@ Tensor mul_channel(const Tensor& x, const Tensor& s) {
 }
 
 Tensor mul_sample(const Tensor& x, const Tensor& s) {
+  forbid_trace("mul_sample");
   FSTM_CHECK(x.dim() >= 1 && s.dim() == 1 && s.size(0) == x.size(0), "mul_sample: scale ", s.describe(),
              " does not fit ", x.describe());
   Tensor y = empty_on(x, x.shape());
@@ -197,6 +207,7 @@ Tensor mul_sample(const Tensor& x, const Tensor& s) {
 }
 
 Tensor sum(const Tensor& x) {
+  forbid_trace("sum");
   check_f32(x, "sum");
   Tensor y = empty_on(x, Shape{});
   kernels::sum_all(x, y);
@@ -211,6 +222,7 @@ Tensor mean(const Tensor& x) {
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   Tensor y = x.detach().reshape(shape);
+  trace(TracedKind::Reshape, {&x}, y);
   if (needs_grad({&x})) record(std::make_shared<ReshapeNode>(), {{&x, GradMode::Assign}}, y);
   return y;
 }
@@ -236,6 +248,7 @@ Tensor concat_last(const std::vector<Tensor>& xs) {
   out[out.size() - 1] = channels;
   Tensor y = empty_on(xs[0], out);
   kernels::concat_last(xs, y);
+  if (Tracer* t = active_tracer()) t->add(TracedOp{TracedKind::Concat, xs, y, {}, {}, Activation::Identity, 0, 1, 0});
   bool any = false;
   for (const Tensor& t : xs) any = any || needs_grad({&t});
   if (any) {
@@ -249,6 +262,7 @@ Tensor concat_last(const std::vector<Tensor>& xs) {
 Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
   FSTM_CHECK(p >= 0.0f && p < 1.0f, "dropout probability ", p, " is outside [0, 1)");
   if (!training || p == 0.0f) return x;
+  forbid_trace("dropout in training mode");
   // The mask holds 0 or 1/(1-p); drawn on the host so the same seed gives the same mask anywhere.
   std::vector<float> mask(size_t(x.numel()));
   const float keep_scale = 1.0f / (1.0f - p);
@@ -260,6 +274,7 @@ Tensor dropout(const Tensor& x, float p, bool training, Rng& rng) {
 Tensor drop_path(const Tensor& x, float p, bool training, Rng& rng) {
   FSTM_CHECK(p >= 0.0f && p < 1.0f, "stochastic depth probability ", p, " is outside [0, 1)");
   if (!training || p == 0.0f) return x;
+  forbid_trace("stochastic depth in training mode");
   std::vector<float> mask(size_t(x.size(0)));
   const float keep_scale = 1.0f / (1.0f - p);
   for (float& m : mask) m = rng.uniform() < p ? 0.0f : keep_scale;
@@ -267,6 +282,7 @@ Tensor drop_path(const Tensor& x, float p, bool training, Rng& rng) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
+  forbid_trace("cross_entropy");
   check_f32(logits, "cross_entropy");
   check_labels(logits, labels, "cross_entropy");
   FSTM_CHECK(logits.size(0) > 0, "cross_entropy of an empty batch");
@@ -283,6 +299,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
 }
 
 Tensor gather_rows(const Tensor& x, const Tensor& index) {
+  forbid_trace("gather_rows");
   check_f32(x, "gather_rows");
   check_labels(x, index, "gather_rows");
   Tensor y = empty_on(x, Shape{x.size(0)});

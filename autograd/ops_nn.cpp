@@ -1,6 +1,7 @@
 // Differentiable layers: convolution, batch norm, linear, pooling, activations.
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
+#include "autograd/trace.h"
 #include "kernels/batch_norm.h"
 #include "kernels/linear.h"
 
@@ -98,6 +99,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   kernels::conv2d_check(x, w, b, p);
   Tensor y = empty_like(x, kernels::conv2d_output_shape(x.shape(), w.shape(), p));
   kernels::conv2d_forward(x, w, b, p, y);
+  if (TracedOp* t = trace(TracedKind::Conv2d, {&x, &w, &b}, y)) t->conv = p;
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_shared<Conv2dNode>();
     node->x = x.detach();
@@ -119,6 +121,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
   Tensor y = empty_like(x, x.shape());
   auto node = needs_grad({&x, &gamma, &beta}) ? std::make_shared<BatchNormNode>() : nullptr;
   if (training) {
+    forbid_trace("batch_norm in training mode");
     FSTM_CHECK(x.numel() / C > 1, "batch_norm: training needs more than one value per channel, got ",
                x.describe());
     Tensor save_mean = Tensor::empty(Shape{C}, DType::f32, x.device());
@@ -133,6 +136,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     check_shape(running_mean, Shape{C}, "batch_norm running_mean");
     check_shape(running_var, Shape{C}, "batch_norm running_var");
     kernels::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, eps, y);
+    if (TracedOp* t = trace(TracedKind::BatchNormEval, {&x, &gamma, &beta, &running_mean, &running_var}, y)) t->eps = eps;
     if (node) {
       node->running_mean = running_mean.detach();
       node->running_var = running_var.detach();
@@ -155,6 +159,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_f32(x, "linear");
   Tensor y = empty_like(x, Shape{x.size(0), w.size(0)});
   kernels::linear_forward(x, w, b, y);
+  trace(TracedKind::Linear, {&x, &w, &b}, y);
   if (needs_grad({&x, &w, &b})) {
     auto node = std::make_shared<LinearNode>();
     node->x = x.detach();
@@ -170,6 +175,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dParams& p) {
   check_f32(x, "max_pool2d");
   Tensor y = empty_like(x, kernels::max_pool2d_output_shape(x.shape(), p));
   kernels::max_pool2d_forward(x, p, y);
+  if (TracedOp* t = trace(TracedKind::MaxPool2d, {&x}, y)) t->pool = p;
   if (needs_grad({&x})) {
     auto node = std::make_shared<MaxPoolNode>();
     node->x = x.detach();
@@ -184,6 +190,7 @@ Tensor global_avg_pool(const Tensor& x) {
   check_f32(x, "global_avg_pool");
   Tensor y = empty_like(x, Shape{x.size(0), x.size(3)});
   kernels::global_avg_pool_forward(x, y);
+  trace(TracedKind::GlobalAvgPool, {&x}, y);
   if (needs_grad({&x})) record(std::make_shared<GlobalAvgPoolNode>(), {{&x, GradMode::Assign}}, y);
   return y;
 }
@@ -193,6 +200,7 @@ Tensor activation(Activation a, const Tensor& x) {
   if (a == Activation::Identity) return x;
   Tensor y = empty_like(x, x.shape());
   kernels::activation_forward(a, x, y);
+  if (TracedOp* t = trace(TracedKind::Activation, {&x}, y)) t->activation = a;
   if (needs_grad({&x})) {
     auto node = std::make_shared<ActivationNode>();
     node->a = a;

@@ -1,0 +1,127 @@
+// fstm bench: images per second and peak memory of inference or a training step, for comparing
+// with PyTorch (bench/bench_resnet.py runs both).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "fstm/cli/commands.h"
+#include "kernels/backend.h"
+#include "layers/classifier.h"
+#include "layers/inference.h"
+#include "layers/optim.h"
+
+namespace fstm::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::string arch = "resnet18", mode = "infer", dtype = "f32", device = "cpu";
+  int batch = 64, size = 224, threads = 0, iterations = 5, warmup = 1, classes = 1000;
+  bool json = false;
+};
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+int run_bench(const BenchOptions& o) {
+  if (o.threads > 0) kernels::set_num_threads(o.threads);
+  const Device device = Device::parse(o.device);
+  const DType dtype = parse_dtype(o.dtype);
+  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16");
+  FSTM_CHECK(o.batch >= 1 && o.size >= 32 && o.iterations >= 1, "--batch >= 1, --size >= 32, --iterations >= 1");
+  auto model = make_classifier(o.arch, o.classes, 1);
+  model->to(device);
+  Rng rng(2);
+  Tensor x = Tensor::empty(Shape{o.batch, o.size, o.size, 3});
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = rng.normal();
+  x = x.to(device);
+
+  std::function<void()> step;
+  std::unique_ptr<InferencePlan> plan;
+  std::unique_ptr<Optimizer> optimizer;
+  Tensor labels;
+  std::string backend;
+  if (o.mode == "infer") {
+    model->eval();
+    plan = std::make_unique<InferencePlan>([&](const Tensor& in) { return model->forward(in); }, x.shape(), dtype,
+                                           device);
+    plan->input_buffer().copy_(dtype == DType::f32 ? x : x.to(dtype));
+    backend = plan->backend();
+    step = [&] { plan->run_input_buffer(); };
+  } else if (o.mode == "train") {
+    FSTM_CHECK(dtype == DType::f32, "training runs in f32");
+    model->train();
+    std::vector<int64_t> l(size_t(o.batch));
+    for (auto& v : l) v = int64_t(rng.below(uint64_t(o.classes)));
+    labels = Tensor::from_vector_i64(l, Shape{o.batch}, device);
+    SgdOptions so;
+    so.lr = 0.01f;
+    so.momentum = 0.9f;
+    optimizer = std::make_unique<SGD>(model->named_parameters(), so);
+    backend = std::string("eager ") + device.str() + (kernels::use_reference() ? " reference" : " fast");
+    step = [&] {
+      optimizer->zero_grad();
+      Tensor loss = ops::cross_entropy(model->forward(x), labels);
+      backward(loss);
+      optimizer->step();
+    };
+  } else {
+    throw Error("--mode must be infer or train, got '" + o.mode + "'");
+  }
+  for (int i = 0; i < o.warmup; ++i) step();
+  std::vector<double> seconds;
+  for (int i = 0; i < o.iterations; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    if (device.is_cuda()) cuda_backend()->synchronize(device.index);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  const double median = seconds[seconds.size() / 2];
+  nlohmann::json r = {{"arch", o.arch},       {"mode", o.mode},        {"dtype", o.dtype},
+                      {"batch", o.batch},     {"size", o.size},        {"threads", kernels::num_threads()},
+                      {"device", o.device},   {"backend", backend},    {"iterations", o.iterations},
+                      {"median_s", median},   {"images_per_s", o.batch / median}, {"peak_rss_mb", peak_rss_mb()}};
+  if (o.json) {
+    std::cout << r.dump() << "\n";
+  } else {
+    std::cout << o.arch << " " << o.mode << " " << o.dtype << " batch " << o.batch << " " << o.size << "x" << o.size
+              << " on " << backend << ": " << o.batch / median << " img/s (median of " << o.iterations
+              << "), peak RSS " << peak_rss_mb() << " MB\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_bench_command() {
+  auto o = std::make_shared<BenchOptions>();
+  Command c;
+  c.add = [o](CLI::App& app) {
+    CLI::App* s = app.add_subcommand("bench", "Measure inference or training throughput and peak memory");
+    s->add_option("--arch", o->arch, "Architecture")->capture_default_str();
+    s->add_option("--mode", o->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}))->capture_default_str();
+    s->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+    s->add_option("--size", o->size, "Image size (square)")->capture_default_str()->check(CLI::Range(32, 4096));
+    s->add_option("--dtype", o->dtype, "f32 or bf16 (inference)")->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+    s->add_option("--threads", o->threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
+    s->add_option("--iterations", o->iterations, "Timed iterations")->capture_default_str()->check(CLI::PositiveNumber);
+    s->add_option("--warmup", o->warmup, "Untimed iterations first")->capture_default_str()->check(CLI::NonNegativeNumber);
+    s->add_option("--classes", o->classes, "Classes of the head")->capture_default_str()->check(CLI::PositiveNumber);
+    s->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
+    s->add_flag("--json", o->json, "Print one JSON object");
+    return s;
+  };
+  c.run = [o] { return run_bench(*o); };
+  return c;
+}
+
+}  // namespace fstm::cli

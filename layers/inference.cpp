@@ -1,0 +1,77 @@
+#include "layers/inference.h"
+
+#include "autograd/autograd.h"
+#include "autograd/trace.h"
+#include "fstm_build_config.h"
+
+namespace fstm {
+
+namespace {
+
+class ReferenceExecutor final : public InferenceExecutor {
+ public:
+  ReferenceExecutor(const InferenceGraph& graph, Device device)
+      : graph_(graph), input_(Tensor::empty(graph.values[size_t(graph.input)], DType::f32, device)) {}
+  Tensor input_buffer() override { return input_; }
+  Tensor run() override {
+    NoGradGuard no_grad;
+    return run_inference_graph_reference(graph_, input_);
+  }
+  std::string name() const override { return std::string("reference ") + (input_.is_cuda() ? "cuda" : "cpu") + " f32"; }
+
+ private:
+  const InferenceGraph& graph_;
+  Tensor input_;
+};
+
+}  // namespace
+
+#if !FSTM_HAVE_ONEDNN
+std::unique_ptr<InferenceExecutor> make_onednn_executor(const InferenceGraph&, DType) { return nullptr; }
+#endif
+
+std::unique_ptr<InferenceExecutor> make_reference_executor(const InferenceGraph& graph, Device device) {
+  return std::make_unique<ReferenceExecutor>(graph, device);
+}
+
+InferencePlan::InferencePlan(const Forward& forward, const Shape& input_shape, DType dtype, Device device)
+    : input_shape_(input_shape), dtype_(dtype) {
+  FSTM_CHECK(input_shape.size() == 4 && input_shape[0] >= 1, "inference plan: input shape must be [N, H, W, C], got ",
+             input_shape.str());
+  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "inference plan: dtype must be f32 or bf16, got ",
+             dtype_name(dtype));
+  // Trace one image on the CPU; the graph is specialised to batch N afterwards.
+  Shape one = input_shape;
+  one[0] = 1;
+  Tracer tracer;
+  Tensor x = Tensor::zeros(one, DType::f32, device);
+  Tensor y;
+  {
+    NoGradGuard no_grad;
+    TraceGuard guard(tracer);
+    y = forward(x);
+  }
+  graph_ = build_inference_graph(tracer, x, y, input_shape[0]);
+  if (device.is_cpu()) executor_ = make_onednn_executor(graph_, dtype);
+  if (!executor_) {
+    FSTM_CHECK(dtype == DType::f32, "inference plan: ", dtype_name(dtype), " on ", device.str(),
+               " needs oneDNN (CPU); this build has none");
+    executor_ = make_reference_executor(graph_, device);
+  }
+}
+
+InferencePlan::~InferencePlan() = default;
+
+Tensor InferencePlan::run(const Tensor& input) {
+  FSTM_CHECK(input.shape() == input_shape_, "inference plan compiled for ", input_shape_.str(), " got ",
+             input.describe());
+  Tensor in = executor_->input_buffer();
+  if (in.dtype() == input.dtype()) {
+    in.copy_(input);
+  } else {
+    in.copy_(input.to(in.dtype()));
+  }
+  return executor_->run().clone();
+}
+
+}  // namespace fstm
