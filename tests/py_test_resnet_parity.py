@@ -1,0 +1,99 @@
+"""ResNet-18/34 parity with torchvision (Debian's PyTorch 1.13 is the oracle).
+
+Random weights with randomised BatchNorm statistics; the engine must match, with these tolerances
+(max error relative to the tensor's largest magnitude):
+  - eval-mode logits, train-mode logits and loss: 1e-4
+  - every parameter gradient and the BatchNorm running statistics after the train step: 1e-3
+  - the losses of 5 SGD-momentum steps and 5 AdamW steps: 1e-3
+"""
+import os
+
+import torch
+import torchvision
+
+import fstm_testlib as T
+
+TOL_LOGITS = 1e-4
+TOL_GRAD = 1e-3
+TOL_STEPS = 1e-3
+
+
+def randomize(model, gen):
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.num_batches_tracked.fill_(7)
+
+
+def optimizer_losses(make, state, x, y, adamw):
+    model = make()
+    model.load_state_dict(state)
+    model.train()
+    if adamw:
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=4e-3)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    return torch.tensor(losses)
+
+
+def check(arch, a, checker):
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1234)
+    classes = 10
+    make = lambda: getattr(torchvision.models, arch)(num_classes=classes)
+    model = make()
+    randomize(model, gen)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 3, 64, 80, generator=gen)
+    y = torch.tensor([3, 0, 9, 3])
+
+    weights = os.path.join(a.work, f"{arch}_weights.safetensors")
+    inputs = os.path.join(a.work, f"{arch}_input.safetensors")
+    out = os.path.join(a.work, f"{arch}_out.safetensors")
+    T.save_safetensors(weights, state)
+    T.save_safetensors(inputs, {"x": x.permute(0, 2, 3, 1).contiguous(), "labels": y})
+    T.run([os.path.join(a.tools, "parity_runner"), arch, classes, weights, inputs, out])
+    got = T.load_safetensors(out)
+
+    model.eval()
+    with torch.no_grad():
+        checker.close(f"{arch} eval logits", got["eval_logits"], model(x), TOL_LOGITS)
+    model.train()
+    logits = model(x)
+    loss = torch.nn.functional.cross_entropy(logits, y)
+    loss.backward()
+    checker.close(f"{arch} train logits", got["train_logits"], logits.detach(), TOL_LOGITS)
+    checker.close(f"{arch} train loss", got["train_loss"].reshape(()), loss.detach(), TOL_LOGITS)
+    names = [n for n, _ in model.named_parameters()]
+    assert len(names) == sum(1 for k in got if k.startswith("grad.")), "gradient count differs"
+    for name, p in model.named_parameters():
+        checker.close(f"{arch} grad {name}", got["grad." + name], p.grad, TOL_GRAD)
+    for name, b in model.named_buffers():
+        checker.close(f"{arch} buffer {name}", got["buffer." + name], b, TOL_GRAD)
+    checker.close(f"{arch} 5 SGD-momentum losses", got["sgd_losses"], optimizer_losses(make, state, x, y, False),
+                  TOL_STEPS)
+    checker.close(f"{arch} 5 AdamW losses", got["adamw_losses"], optimizer_losses(make, state, x, y, True), TOL_STEPS)
+
+
+def main():
+    a = T.args()
+    torch.set_num_threads(2)
+    checker = T.Checker()
+    for arch in ("resnet18", "resnet34"):
+        check(arch, a, checker)
+    checker.finish()
+
+
+if __name__ == "__main__":
+    main()
