@@ -1,0 +1,80 @@
+// Small file utilities used across fstm: whole-file reads, crash-safe writes, directories.
+//
+// Every write of a result a user keeps (checkpoints, reports, caches) goes through
+// AtomicFileWriter: the bytes go to a temporary file in the same directory, which is fsync'ed and
+// renamed over the target, then the directory is fsync'ed. A crash at any point leaves either the
+// old file or the complete new one, never a partial file. Errors throw fstm::Error naming the path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fstm::io {
+
+// A regular file opened for reading at any offset. Throws naming the path when it is missing,
+// unreadable or not a regular file, and on reads past its end ("truncated").
+class InputFile {
+ public:
+  explicit InputFile(std::string path);
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  uint64_t size() const { return size_; }  // at open time
+  void read_at(uint64_t offset, void* dst, size_t size) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// The whole file. Throws naming the path when it is missing, unreadable or not a regular file.
+std::vector<uint8_t> read_file(const std::string& path);
+
+// Replaces `path` with `bytes` atomically (see above).
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+inline void write_file_atomic(const std::string& path, std::string_view bytes) {
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+inline void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+// Creates the directory and its parents (like mkdir -p). Throws naming the path when it cannot,
+// or when the path exists and is not a directory.
+void ensure_dir(const std::string& path);
+
+// Streams a file into place atomically, for outputs too large to build in memory first.
+//
+//   AtomicFileWriter w(path);   // creates ".<name>.tmp.<pid>.<n>" next to path
+//   w.write(header, n); w.write(data, m);
+//   w.commit();                 // fsync, rename over path, fsync the directory
+//
+// Destroying the writer without commit() (an exception on the way) removes the temporary file and
+// leaves `path` untouched. The new file gets mode 0666 minus the umask, like a plain open().
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(const void* data, size_t size);
+  void commit();
+  const std::string& path() const { return path_; }
+  const std::string& temp_path() const { return temp_path_; }
+
+ private:
+  void discard() noexcept;
+
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+}  // namespace fstm::io
