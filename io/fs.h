@@ -55,7 +55,9 @@ void ensure_dir(const std::string& path);
 //   w.commit();                 // fsync, rename over path, fsync the directory
 //
 // Destroying the writer without commit() (an exception on the way) removes the temporary file and
-// leaves `path` untouched. The new file gets mode 0666 minus the umask, like a plain open().
+// leaves `path` untouched. The new file gets mode 0666 minus the umask, like a plain open(); a
+// symbolic link at `path` is replaced by the file, not followed. A process killed mid-write leaves
+// its hidden temporary file behind (never a partial `path`).
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(std::string path);

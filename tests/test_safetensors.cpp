@@ -69,7 +69,7 @@ std::vector<std::string> dir_entries(const std::string& dir) {
 
 // Passes when `f` throws fstm::Error whose message contains every part.
 template <typename F>
-::testing::AssertionResult throws_with(F&& f, std::initializer_list<std::string> parts) {
+::testing::AssertionResult throws_with(F&& f, const std::vector<std::string>& parts) {
   try {
     f();
   } catch (const Error& e) {
@@ -138,16 +138,9 @@ class SafetensorsBadInput : public ::testing::Test {
     spill(path, bytes);
     std::vector<std::string> all(parts);
     all.push_back(path);
-    try {
-      read_safetensors(path);
-    } catch (const Error& e) {
-      const std::string msg = e.what();
-      for (const std::string& p : all)
-        if (msg.find(p) == std::string::npos)
-          return ::testing::AssertionFailure() << "message lacks \"" << p << "\": " << msg;
-      return ::testing::AssertionSuccess() << msg;
-    }
-    return ::testing::AssertionFailure() << "accepted a bad file: " << bytes.substr(8, 200);
+    ::testing::AssertionResult r = throws_with([&] { read_safetensors(path); }, all);
+    if (!r) r << " (file begins " << bytes.substr(8, 200) << ")";
+    return r;
   }
   ::testing::AssertionResult rejects_edit(const std::string& from, const std::string& to,
                                           std::initializer_list<std::string> parts) {
