@@ -4,19 +4,15 @@ Each py_test_*.py is one CTest entry: `python3 script --fstm PATH --work DIR [--
 Exit 0 = pass, 1 = fail, 77 = skipped (with the reason printed).
 """
 import argparse
-import json
 import os
-import struct
 import subprocess
 import sys
 
 import torch
 
-SKIP = 77
+import st_helpers
 
-_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
-           torch.int32: "I32", torch.uint8: "U8"}
-_TORCH = {v: k for k, v in _DTYPES.items()}
+SKIP = 77
 
 
 def args():
@@ -30,42 +26,12 @@ def args():
 
 
 def save_safetensors(path, tensors, metadata=None):
-    """Writes a dict name -> torch.Tensor in the safetensors format (8-byte header length, JSON
-    header with dtype/shape/data_offsets, raw little-endian data)."""
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, t in tensors.items():
-        t = t.detach().contiguous().cpu()
-        data = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+    """Writes a dict name -> torch.Tensor as safetensors (format code in st_helpers.py)."""
+    st_helpers.write_spec(path, list(tensors.items()), metadata, pad=True)
 
 
 def load_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    data = raw[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        dtype = _TORCH[info["dtype"]]
-        buf = bytearray(data[b:e])
-        t = torch.frombuffer(buf, dtype=dtype) if e > b else torch.empty(0, dtype=dtype)
-        out[name] = t.reshape(info["shape"]).clone()
-    return out
+    return dict(st_helpers.read_spec(path)[0])
 
 
 def run(cmd, **kw):
