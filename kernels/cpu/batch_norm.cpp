@@ -65,14 +65,17 @@ void channel_moments(const float* x, int64_t M, int64_t C, std::vector<double>& 
   {
     const RowRange rows = rows_of_thread(M);
     Moments& mine = partial[size_t(omp_get_thread_num())];
-    std::vector<float> bmean(static_cast<size_t>(C)), bm2(static_cast<size_t>(C));
+    std::vector<float> bmean(static_cast<size_t>(C)), bdev(bmean), bm2(bmean);
+    std::vector<double> block_mean(static_cast<size_t>(C)), block_m2(block_mean);
     const int64_t R = block_rows(C);
     for (int64_t r0 = rows.begin; r0 < rows.end; r0 += R) {
       const int64_t r1 = std::min(rows.end, r0 + R);
       const float inv_n = 1.0f / float(r1 - r0);
       std::fill(bmean.begin(), bmean.end(), 0.0f);
+      std::fill(bdev.begin(), bdev.end(), 0.0f);
       std::fill(bm2.begin(), bm2.end(), 0.0f);
       float* __restrict bm = bmean.data();
+      float* __restrict bd = bdev.data();
       float* __restrict bs = bm2.data();
       for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict row = x + r * C;
@@ -81,15 +84,25 @@ void channel_moments(const float* x, int64_t M, int64_t C, std::vector<double>& 
       }
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) bm[c] *= inv_n;
-      for (int64_t r = r0; r < r1; ++r) {  // the block is still in cache
+      // Second sweep while the block is still in cache: deviations from the float block mean bm.
+      // Their sum corrects bm to the exact block mean (bm carries the float rounding of the first
+      // sweep, which would otherwise leak into the between-block term of the merge).
+      for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict row = x + r * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
           const float d = row[c] - bm[c];
+          bd[c] += d;
           bs[c] += d * d;
         }
       }
-      mine.merge(double(r1 - r0), bm, bs);
+      const double n = double(r1 - r0);
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = size_t(c);
+        block_mean[i] = double(bm[c]) + double(bd[c]) / n;
+        block_m2[i] = std::max(0.0, double(bs[c]) - double(bd[c]) * double(bd[c]) / n);
+      }
+      mine.merge(n, block_mean.data(), block_m2.data());
     }
   }
   Moments total(C);
@@ -147,14 +160,17 @@ void channel_grad_sums(const float* dy, const float* x, const float* center, int
     }
 }
 
-// y = x * scale[c] + shift[c]
-void scale_shift(const float* x, const float* scale, const float* shift, int64_t M, int64_t C, float* y) {
+// y = ((x - center_hi[c]) - center_lo[c]) * scale[c] + shift[c]. The centre is subtracted before
+// scaling (x * scale + (shift - mean * scale) cancels badly when |mean| >> std) and is given as a
+// float pair hi + lo, so that a batch mean that float cannot hold exactly still centres exactly.
+void normalize(const float* x, const float* center_hi, const float* center_lo, const float* scale, const float* shift,
+               int64_t M, int64_t C, float* y) {
 #pragma omp parallel for num_threads(threads_for(M* C)) schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     const float* __restrict in = x + m * C;
     float* __restrict out = y + m * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) out[c] = in[c] * scale[c] + shift[c];
+    for (int64_t c = 0; c < C; ++c) out[c] = ((in[c] - center_hi[c]) - center_lo[c]) * scale[c] + shift[c];
   }
 }
 
@@ -175,13 +191,14 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
   channel_moments(x.data<float>(), M, C, mean, var);
   const float* g = gamma.data<float>();
   const float* b = beta.data<float>();
-  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  std::vector<float> mean_hi(static_cast<size_t>(C)), mean_lo(mean_hi), scale(mean_hi);
   for (int64_t c = 0; c < C; ++c) {
     const size_t i = size_t(c);
     const double invstd = 1.0 / std::sqrt(var[i] + eps);
+    mean_hi[i] = float(mean[i]);
+    mean_lo[i] = float(mean[i] - double(mean_hi[i]));
     scale[i] = float(g[c] * invstd);
-    shift[i] = float(b[c] - mean[i] * g[c] * invstd);
-    save_mean.data<float>()[c] = float(mean[i]);
+    save_mean.data<float>()[c] = mean_hi[i];
     save_invstd.data<float>()[c] = float(invstd);
     if (running_mean.defined()) {
       // PyTorch: running = (1 - momentum) running + momentum batch, with the unbiased variance.
@@ -192,20 +209,17 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
       rv = float((1.0 - momentum) * rv + momentum * unbiased);
     }
   }
-  scale_shift(x.data<float>(), scale.data(), shift.data(), M, C, y.data<float>());
+  normalize(x.data<float>(), mean_hi.data(), mean_lo.data(), scale.data(), b, M, C, y.data<float>());
 }
 
 void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                              const Tensor& running_var, float eps, Tensor& y) {
   const int64_t C = x.size(-1), M = x.numel() / C;
   const std::vector<float> invstd = eval_invstd(running_var, eps);
-  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
-  for (int64_t c = 0; c < C; ++c) {
-    const double s = double(gamma.data<float>()[c]) * invstd[size_t(c)];
-    scale[size_t(c)] = float(s);
-    shift[size_t(c)] = float(beta.data<float>()[c] - running_mean.data<float>()[c] * s);
-  }
-  scale_shift(x.data<float>(), scale.data(), shift.data(), M, C, y.data<float>());
+  std::vector<float> scale(static_cast<size_t>(C)), zero(static_cast<size_t>(C), 0.0f);
+  for (int64_t c = 0; c < C; ++c) scale[size_t(c)] = float(double(gamma.data<float>()[c]) * invstd[size_t(c)]);
+  normalize(x.data<float>(), running_mean.data<float>(), zero.data(), scale.data(), beta.data<float>(), M, C,
+            y.data<float>());
 }
 
 void batch_norm_backward_train(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
@@ -251,7 +265,8 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& g
   std::vector<float> k(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) k[size_t(c)] = float(double(gamma.data<float>()[c]) * invstd[size_t(c)]);
   if (!dgamma.defined() && !dbeta.defined()) {
-    scale_shift(dy.data<float>(), k.data(), std::vector<float>(size_t(C), 0.0f).data(), M, C, dx.data<float>());
+    const std::vector<float> zero(static_cast<size_t>(C), 0.0f);
+    normalize(dy.data<float>(), zero.data(), zero.data(), k.data(), zero.data(), M, C, dx.data<float>());
     return;
   }
   std::vector<double> sum_dy, sum_dyx;
