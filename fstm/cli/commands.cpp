@@ -5,6 +5,7 @@ namespace fstm::cli {
 std::vector<Command> all_commands() {
   return {
       make_info_command(),
+      make_predict_command(),
       make_bench_command(),
   };
 }

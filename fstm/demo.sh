@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job (README): installs what is needed, builds fstm, and runs `fstm demo` on the embedded
+# synthetic dataset: generate videos, train the detector, source/target encoders and the
+# FST-Matching model, evaluate on raw/c23/c40, explain, and write demo_out/report.html.
+#   extra arguments go to `fstm demo` (for example --out DIR)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash cmake/install-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFSTM_REQUIRE_ALL=ON -DFSTM_BUILD_TESTS=OFF -DFSTM_BUILD_BENCH=OFF
+cmake --build build -j "$(nproc)" --target fstm
+build/fstm info
+exec build/fstm demo --out demo_out "$@"
