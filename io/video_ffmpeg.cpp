@@ -7,6 +7,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 
@@ -96,6 +97,23 @@ void set_yuv_to_rgb_details(SwsContext* sws, const AVFrame* f) {
                            saturation);
 }
 
+// x264's AVX-512 routines make its output depend on memory contents: with x264 core 164 on a Zen 4
+// the same frames gave different bytes from one encode to the next (not so with AVX2, nor under
+// valgrind). x264 is therefore capped at AVX2, found by our own CPU check because x264's "asm"
+// option sets its instruction sets rather than masking the detected ones.
+const char* x264_asm_level() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
+    return "asm=AVX2";
+  if (__builtin_cpu_supports("avx")) return "asm=AVX";
+  if (__builtin_cpu_supports("sse4.2")) return "asm=SSE4.2";
+  if (__builtin_cpu_supports("ssse3")) return "asm=SSSE3";
+  if (__builtin_cpu_supports("sse2")) return "asm=SSE2";
+#endif
+  return nullptr;  // other architectures: x264's own detection
+}
+
 }  // namespace
 
 // ==== VideoReader =================================================================================
@@ -106,6 +124,7 @@ struct VideoReader::Impl {
   AVCodecContext* dec = nullptr;
   AVPacket* pkt = nullptr;
   AVFrame* frame = nullptr;
+  AVFrame* rgb = nullptr;  // padded RGB target for swscale, copied into the Image row by row
   SwsContext* sws = nullptr;
   int stream = -1;
   VideoInfo info;
@@ -118,6 +137,7 @@ struct VideoReader::Impl {
   ~Impl() {
     sws_freeContext(sws);
     av_frame_free(&frame);
+    av_frame_free(&rgb);
     av_packet_free(&pkt);
     avcodec_free_context(&dec);
     avformat_close_input(&fmt);
@@ -248,12 +268,22 @@ struct VideoReader::Impl {
                av_get_pix_fmt_name(AVPixelFormat(frame->format)) ? av_get_pix_fmt_name(AVPixelFormat(frame->format)) : "?",
                " to RGB");
     set_yuv_to_rgb_details(sws, frame);
+    if (!rgb || rgb->width != w || rgb->height != h) {
+      av_frame_free(&rgb);
+      rgb = av_frame_alloc();
+      FSTM_CHECK(rgb, path, ": out of memory");
+      rgb->format = AV_PIX_FMT_RGB24;
+      rgb->width = w;
+      rgb->height = h;
+      const int rc = av_frame_get_buffer(rgb, 64);
+      if (rc < 0) fail(path, "cannot allocate an RGB frame", rc);
+    }
+    sws_scale(sws, frame->data, frame->linesize, 0, h, rgb->data, rgb->linesize);
     out.width = w;
     out.height = h;
     out.rgb.resize(size_t(w) * h * 3);
-    uint8_t* dst[4] = {out.rgb.data(), nullptr, nullptr, nullptr};
-    int dst_stride[4] = {w * 3, 0, 0, 0};
-    sws_scale(sws, frame->data, frame->linesize, 0, h, dst, dst_stride);
+    for (int y = 0; y < h; ++y)
+      std::copy_n(rgb->data[0] + size_t(y) * rgb->linesize[0], size_t(w) * 3, &out.rgb[size_t(y) * w * 3]);
   }
 };
 
@@ -277,6 +307,7 @@ struct VideoWriter::Impl {
   AVCodecContext* enc = nullptr;
   AVStream* st = nullptr;
   AVFrame* frame = nullptr;
+  AVFrame* rgb = nullptr;  // padded, zeroed copy of the input for swscale (its SIMD reads past a row)
   AVPacket* pkt = nullptr;
   SwsContext* sws = nullptr;
   int64_t written = 0;
@@ -287,6 +318,7 @@ struct VideoWriter::Impl {
     if (file_open) avio_closep(&oc->pb);
     sws_freeContext(sws);
     av_frame_free(&frame);
+    av_frame_free(&rgb);
     av_packet_free(&pkt);
     avcodec_free_context(&enc);
     avformat_free_context(oc);
@@ -341,6 +373,7 @@ struct VideoWriter::Impl {
       enc->color_trc = AVCOL_TRC_SMPTE170M;
     }
     av_opt_set(enc->priv_data, "preset", "medium", 0);
+    if (const char* level = x264_asm_level()) av_opt_set(enc->priv_data, "x264-params", level, 0);
     av_opt_set(enc->priv_data, "crf", std::to_string(compression_crf(compression)).c_str(), 0);
     rc = avcodec_open2(enc, codec, nullptr);
     if (rc < 0) fail(path, detail::concat("cannot open the ", encoder, " encoder"), rc);
@@ -361,6 +394,19 @@ struct VideoWriter::Impl {
     frame->height = height;
     rc = av_frame_get_buffer(frame, 0);
     if (rc < 0) fail(path, "cannot allocate a frame", rc);
+    if (!raw) {
+      rgb = av_frame_alloc();
+      FSTM_CHECK(rgb, path, ": out of memory");
+      rgb->format = AV_PIX_FMT_RGB24;
+      rgb->width = width;
+      rgb->height = height;
+      rc = av_frame_get_buffer(rgb, 64);
+      if (rc < 0) fail(path, "cannot allocate a frame", rc);
+      // swscale's vector loads read up to a register past the last pixel of a row; zeroed
+      // padding keeps the output a function of the image alone (deterministic bytes).
+      for (AVBufferRef* b : rgb->buf)
+        if (b) std::memset(b->data, 0, b->size);
+    }
   }
 
   void write(const Image& im) {
@@ -377,9 +423,9 @@ struct VideoWriter::Impl {
       sws = sws_getCachedContext(sws, width, height, AV_PIX_FMT_RGB24, width, height, AV_PIX_FMT_YUV420P,
                                  SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr, nullptr);
       FSTM_CHECK(sws, path, ": cannot create the RGB -> YUV converter");
-      const uint8_t* src[4] = {im.rgb.data(), nullptr, nullptr, nullptr};
-      const int src_stride[4] = {width * 3, 0, 0, 0};
-      sws_scale(sws, src, src_stride, 0, height, frame->data, frame->linesize);
+      for (int y = 0; y < height; ++y)
+        std::copy_n(&im.rgb[size_t(y) * width * 3], size_t(width) * 3, rgb->data[0] + size_t(y) * rgb->linesize[0]);
+      sws_scale(sws, rgb->data, rgb->linesize, 0, height, frame->data, frame->linesize);
     }
     frame->pts = written;
     encode(frame);

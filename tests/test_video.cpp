@@ -168,7 +168,8 @@ TEST_F(Video, NtscFrameRateSurvives) {
 TEST_F(Video, EncodingIsDeterministic) {
   const std::string dir = test::temp_dir("video");
   const auto clip = textured_clip(64, 48, 10);
-  for (Compression c : {Compression::raw, Compression::c40}) {
+  // raw between the others: x264's AVX-512 code once made c40 differ from one encode to the next
+  for (Compression c : {Compression::raw, Compression::c40, Compression::raw, Compression::c23}) {
     encode_video(clip, 25, c, dir + "/a.mp4");
     encode_video(clip, 25, c, dir + "/b.mp4");
     EXPECT_EQ(read_bytes(dir + "/a.mp4"), read_bytes(dir + "/b.mp4")) << compression_name(c);
