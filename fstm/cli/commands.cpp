@@ -5,6 +5,9 @@ namespace fstm::cli {
 std::vector<Command> all_commands() {
   return {
       make_info_command(),
+      make_extract_command(),
+      make_compress_command(),
+      make_subsets_command(),
   };
 }
 

@@ -26,5 +26,8 @@ struct Command {
 std::vector<Command> all_commands();
 
 Command make_info_command();
+Command make_extract_command();   // cmd_extract.cpp
+Command make_compress_command();  // cmd_extract.cpp
+Command make_subsets_command();   // cmd_extract.cpp
 
 }  // namespace fstm::cli
