@@ -7,6 +7,9 @@ std::vector<Command> all_commands() {
       make_info_command(),
       make_predict_command(),
       make_bench_command(),
+      make_extract_command(),
+      make_compress_command(),
+      make_subsets_command(),
   };
 }
 

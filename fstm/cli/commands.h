@@ -26,7 +26,10 @@ struct Command {
 std::vector<Command> all_commands();
 
 Command make_info_command();
-Command make_bench_command();
-Command make_predict_command();
+Command make_predict_command();  // cmd_predict.cpp
+Command make_bench_command();    // cmd_bench.cpp
+Command make_extract_command();  // cmd_extract.cpp
+Command make_compress_command(); // cmd_extract.cpp
+Command make_subsets_command();  // cmd_extract.cpp
 
 }  // namespace fstm::cli

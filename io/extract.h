@@ -1,0 +1,58 @@
+// Face extraction from an FF++ tree (fstm extract) and re-compression of raw videos (fstm compress).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "io/dataset.h"
+
+namespace fstm::io {
+
+struct ExtractOptions {
+  std::string data;  // the FF++ root
+  std::string out;   // output folder: PNGs under it, index.json (and ldm.json) in it
+  std::string index_name = "index.json";
+  int frames = 32;   // evenly spaced per video (DeepfakeBench); all frames when a video has fewer
+  std::string align = "landmarks";  // "landmarks": 5-point alignment; "box": FF++ crop (dlib box x1.3)
+  AlignOptions alignment;           // canvas = output size, face width, template scale, context
+  float box_enlarge = 1.3f;
+  std::string landmarks;  // ldm.json to use instead of dlib ("" = detect)
+  int upsample = 1;       // dlib detector upsampling
+  int jobs = 2;           // videos in parallel
+  ScanOptions scan;
+  // Called after each video (from worker threads, serialised): done, total, and the problems met.
+  std::function<void(int64_t done, int64_t total, const std::vector<SkipRecord>& problems)> on_video;
+};
+
+struct ExtractReport {
+  FaceIndex index;      // also saved to out/index_name
+  std::string index_path;
+  std::string landmarks_path;  // ldm.json of the detected landmarks ("" when --landmarks was given)
+  int64_t videos = 0, frames = 0;
+  double seconds = 0;
+};
+
+// Decodes, finds and aligns the faces, writes the PNGs and the index. Bad videos, frames with no
+// face and missing landmark entries are recorded in index.skipped and the run goes on.
+ExtractReport extract_faces(const ExtractOptions& options);
+
+struct CompressOptions {
+  std::string data;
+  std::vector<Compression> targets = {Compression::c23, Compression::c40};
+  ScanOptions scan;  // which methods/originals (its compressions are ignored: raw is the source)
+  int jobs = 2;
+  bool overwrite = false;  // re-encode when the target exists
+  std::function<void(int64_t done, int64_t total, const std::vector<SkipRecord>& problems)> on_video;
+};
+
+struct CompressReport {
+  int64_t written = 0, existing = 0;
+  std::vector<SkipRecord> failed;
+  double seconds = 0;
+};
+
+// For every raw video, writes the c23/c40 versions (libx264 CRF 23/40, as FF++) beside it:
+// .../raw/videos/X.mp4 -> .../c23/videos/X.mp4. Each file appears only when complete.
+CompressReport compress_ffpp(const CompressOptions& options);
+
+}  // namespace fstm::io

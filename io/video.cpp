@@ -1,0 +1,141 @@
+// The parts of io/video.h that need no FFmpeg: compression names, and the whole-video helpers
+// built on VideoReader/VideoWriter. Without FFmpeg the reader and writer throw a clear error.
+#include "io/video.h"
+
+#include <filesystem>
+
+#include "fstm_build_config.h"
+#include "tensor/error.h"
+
+namespace fstm::io {
+
+const char* compression_name(Compression c) {
+  switch (c) {
+    case Compression::raw: return "raw";
+    case Compression::c23: return "c23";
+    case Compression::c40: return "c40";
+  }
+  return "?";
+}
+
+Compression parse_compression(const std::string& s) {
+  if (s == "raw") return Compression::raw;
+  if (s == "c23") return Compression::c23;
+  if (s == "c40") return Compression::c40;
+  throw Error(detail::concat("unknown compression '", s, "' (use raw, c23 or c40)"));
+}
+
+int compression_crf(Compression c) {
+  switch (c) {
+    case Compression::raw: return 0;
+    case Compression::c23: return 23;
+    case Compression::c40: return 40;
+  }
+  return 23;
+}
+
+VideoInfo probe_video(const std::string& path) {
+  VideoReader reader(path);
+  return reader.info();
+}
+
+std::vector<Image> decode_video(const std::string& path, VideoInfo* info) {
+  VideoReader reader(path);
+  std::vector<Image> frames;
+  Image frame;
+  while (reader.read(&frame)) frames.push_back(std::move(frame));
+  FSTM_CHECK(!frames.empty(), path, ": the video stream has no decodable frames");
+  if (info) {
+    *info = reader.info();
+    info->frame_count = int64_t(frames.size());
+  }
+  return frames;
+}
+
+namespace {
+// i * count / n for i < n, or every frame when the video has no more than n.
+std::vector<int64_t> evenly_spaced(int64_t count, int n) {
+  std::vector<int64_t> idx;
+  if (n <= 0 || count <= n) {
+    for (int64_t i = 0; i < count; ++i) idx.push_back(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) idx.push_back(i * count / n);
+  }
+  return idx;
+}
+}  // namespace
+
+std::vector<Image> decode_video_frames(const std::string& path, int n, VideoInfo* info,
+                                       std::vector<int64_t>* frame_indices) {
+  // The header's count picks the indices; when decoding finds a different number of frames
+  // (a container that guesses), the indices are recomputed from the true count and the video is
+  // decoded once more, so the spacing is always over the frames that really exist.
+  int64_t count = -1;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    VideoReader reader(path);
+    if (count < 0) count = reader.info().frame_count;
+    const std::vector<int64_t> wanted = evenly_spaced(count, n);
+    std::vector<Image> frames;
+    frames.reserve(wanted.size());
+    size_t next = 0;
+    Image frame;
+    for (;;) {
+      const int64_t k = reader.frames_read();
+      const bool keep = next < wanted.size() && wanted[next] == k;
+      if (!reader.read(keep ? &frame : nullptr)) break;
+      if (keep) {
+        frames.push_back(std::move(frame));
+        ++next;
+      }
+    }
+    const int64_t decoded = reader.frames_read();
+    FSTM_CHECK(decoded > 0, path, ": the video stream has no decodable frames");
+    if (decoded == count || attempt == 1) {
+      FSTM_CHECK(next == wanted.size(), path, ": only ", decoded, " frames decodable on a second pass");
+      if (info) {
+        *info = reader.info();
+        info->frame_count = decoded;
+      }
+      if (frame_indices) *frame_indices = wanted;
+      return frames;
+    }
+    count = decoded;
+  }
+  return {};  // not reached
+}
+
+void encode_video(const std::vector<Image>& frames, double fps, Compression compression, const std::string& path) {
+  FSTM_CHECK(!frames.empty(), path, ": no frames to encode");
+  VideoWriter writer(path, frames[0].width, frames[0].height, fps, compression);
+  for (const Image& f : frames) writer.write(f);
+  writer.finish();
+}
+
+#if !FSTM_HAVE_FFMPEG
+// ---- built without FFmpeg: every entry point says so -----------------------------------------
+namespace {
+[[noreturn]] void no_ffmpeg(const std::string& path) {
+  throw Error(detail::concat(path, ": fstm was built without FFmpeg (libavformat/libavcodec/libswscale), so it ",
+                             "cannot read or write video; rebuild with the FFmpeg development packages"));
+}
+}  // namespace
+
+bool video_supported() { return false; }
+
+struct VideoReader::Impl {};
+VideoReader::VideoReader(const std::string& path) { no_ffmpeg(path); }
+VideoReader::~VideoReader() = default;
+const VideoInfo& VideoReader::info() const { no_ffmpeg(""); }
+const std::string& VideoReader::path() const { no_ffmpeg(""); }
+bool VideoReader::read(Image*) { no_ffmpeg(""); }
+int64_t VideoReader::frames_read() const { return 0; }
+
+struct VideoWriter::Impl {};
+VideoWriter::VideoWriter(const std::string& path, int, int, double, Compression) { no_ffmpeg(path); }
+VideoWriter::~VideoWriter() = default;
+void VideoWriter::write(const Image&) { no_ffmpeg(""); }
+void VideoWriter::finish() { no_ffmpeg(""); }
+int64_t VideoWriter::frames_written() const { return 0; }
+#endif
+
+}  // namespace fstm::io
