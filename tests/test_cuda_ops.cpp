@@ -3,9 +3,9 @@
 // gradients start from random values (they must accumulate). Without a GPU every test here is
 // skipped with the reason.
 //
-// Tolerances: conv and linear 1e-4 of the largest reference value (f32 sums in a different order;
-// TF32 would be ~1e-3 and fails the separate exactness test); batch norm, pooling averages, losses
-// 1e-5; pure elementwise ops and max pooling are bit-exact or within a few ulp.
+// Tolerances: conv and linear 1e-4 of the largest reference value (f32 sums in another order and
+// other algorithms; TF32 would be ~4e-4 and fails the separate exactness test); batch norm,
+// pooling averages, losses 1e-5; adds, products, copies and max pooling are bit-exact.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -133,19 +133,26 @@ TEST(CudaOps, Conv2dMatchesReference) {
   }
 }
 
+namespace {
+// y = x w^T for x [N, I], w [O, I] on the GPU against the reference.
+void check_linear_forward(int64_t N, int64_t I, int64_t O, Rng& rng, float rel) {
+  Tensor x = random(Shape{N, I}, rng), w = random(Shape{O, I}, rng);
+  Tensor y_ref = Tensor::empty(Shape{N, O});
+  k::ref::linear_forward(x, w, Tensor(), y_ref);
+  Tensor y = gpu_poisoned(Shape{N, O});
+  k::linear_forward(on_gpu(x), on_gpu(w), Tensor(), y);
+  EXPECT_TRUE(close_to(y, y_ref, rel)) << "linear " << N << "x" << I << " -> " << O;
+}
+}  // namespace
+
 TEST(CudaOps, Conv2dAndLinearAreExactF32ByDefault) {
   FSTM_REQUIRE_CUDA();
-  // Long reductions (576 and 1024 terms): f32 FMA kernels stay within ~1e-6 of the double
-  // reference; TF32 tensor cores (10-bit mantissa inputs) would be off by ~1e-4 of the scale.
+  // Long reductions (576 and 1024 terms): f32 kernels (even Winograd) stay within ~1e-5 of the
+  // largest value; TF32 tensor cores (10-bit mantissa inputs) would be off by ~4e-4 of it.
   ASSERT_FALSE(k::cuda::allow_tf32());
   Rng rng(102);
-  check_conv({2, 8, 8, 64, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false}, rng, 2e-5f);
-  Tensor x = random(Shape{64, 1024}, rng), w = random(Shape{48, 1024}, rng);
-  Tensor y_ref = Tensor::empty(Shape{64, 48});
-  k::ref::linear_forward(x, w, Tensor(), y_ref);
-  Tensor y = gpu_poisoned(Shape{64, 48});
-  k::linear_forward(on_gpu(x), on_gpu(w), Tensor(), y);
-  EXPECT_TRUE(close_to(y, y_ref, 1e-5f));
+  check_conv({2, 8, 8, 64, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, false}, rng, 5e-5f);
+  check_linear_forward(64, 1024, 48, rng, 1e-5f);
 }
 
 TEST(CudaOps, Tf32WhenAllowedStaysClose) {
@@ -153,12 +160,7 @@ TEST(CudaOps, Tf32WhenAllowedStaysClose) {
   Tf32Guard tf32(true);
   Rng rng(103);
   check_conv({2, 8, 8, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, true}, rng, 1e-2f);
-  Tensor x = random(Shape{16, 256}, rng), w = random(Shape{8, 256}, rng);
-  Tensor y_ref = Tensor::empty(Shape{16, 8});
-  k::ref::linear_forward(x, w, Tensor(), y_ref);
-  Tensor y = gpu_poisoned(Shape{16, 8});
-  k::linear_forward(on_gpu(x), on_gpu(w), Tensor(), y);
-  EXPECT_TRUE(close_to(y, y_ref, 1e-2f));
+  check_linear_forward(16, 256, 8, rng, 1e-2f);
 }
 
 // ---- linear ---------------------------------------------------------------------------------------
@@ -355,7 +357,8 @@ TEST(CudaOps, ElementwiseMatchesReference) {
     EXPECT_EQ(g.to_vector(), r.to_vector()) << "mul";
     k::ref::affine(a, -1.75f, 0.3f, r);
     k::affine(ag, -1.75f, 0.3f, g);
-    EXPECT_EQ(g.to_vector(), r.to_vector()) << "affine";
+    // The host compiler may fuse alpha * x + beta into one FMA (GCC contracts in C++ by default).
+    EXPECT_TRUE(test::all_close(g, r, 1e-7f, 1e-7f)) << "affine";
     Tensor acc_ref = b.clone(), acc = on_gpu(b);
     k::ref::add_inplace(acc_ref, a);
     k::add_inplace(acc, ag);
@@ -377,7 +380,8 @@ TEST(CudaOps, ElementwiseMatchesReference) {
     EXPECT_EQ(g.to_vector(), r.to_vector()) << "mul_sample";
   }
   {
-    std::vector<Tensor> parts = {random(Shape{4, 3, 1}, rng), random(Shape{4, 3, 7}, rng), random(Shape{4, 3, 32}, rng)};
+    std::vector<Tensor> parts = {random(Shape{4, 3, 1}, rng), random(Shape{4, 3, 7}, rng),
+                                 random(Shape{4, 3, 32}, rng)};
     std::vector<Tensor> parts_gpu;
     for (const Tensor& t : parts) parts_gpu.push_back(on_gpu(t));
     Tensor r = Tensor::empty(Shape{4, 3, 40}), g = gpu_poisoned(Shape{4, 3, 40});

@@ -282,24 +282,32 @@ TEST(CudaRuntime, GraphReplayEqualsEager) {
   Tensor input = test::random_tensor(Shape{2, 9, 11, 3}, rng).to(gpu());  // static input of the graph
   const Tensor warm = small_network(input, w, b, fw, fb);                   // picks cuDNN algorithms
 
+  const size_t reserved_before = cuda::memory_stats(0).bytes_in_graph_pools;
   Tensor out;
-  kernels::cuda::CudaGraph graph(gpu());
-  EXPECT_FALSE(graph.captured());
-  graph.capture([&] { out = small_network(input, w, b, fw, fb); });
-  ASSERT_TRUE(graph.captured());
-  for (int round = 0; round < 3; ++round) {
-    SCOPED_TRACE(round);
-    input.copy_(test::random_tensor(input.shape(), rng));
-    graph.replay();
-    const Tensor eager = small_network(input, w, b, fw, fb);
-    FSTM_EXPECT_CLOSE(out, eager, 1e-6f, 1e-6f);
+  {
+    kernels::cuda::CudaGraph graph(gpu());
+    EXPECT_FALSE(graph.captured());
+    graph.capture([&] { out = small_network(input, w, b, fw, fb); });
+    ASSERT_TRUE(graph.captured());
+    // The intermediates freed during the capture stay reserved for the replays.
+    EXPECT_GT(cuda::memory_stats(0).bytes_in_graph_pools, reserved_before);
+    for (int round = 0; round < 3; ++round) {
+      SCOPED_TRACE(round);
+      input.copy_(test::random_tensor(input.shape(), rng));
+      graph.replay();
+      const Tensor eager = small_network(input, w, b, fw, fb);  // allocates while the graph lives
+      FSTM_EXPECT_CLOSE(out, eager, 1e-6f, 1e-6f);
+    }
+    EXPECT_THROW(graph.capture([] {}), Error);  // one capture per graph
   }
-  EXPECT_THROW(graph.capture([] {}), Error);  // one capture per graph
+  EXPECT_EQ(cuda::memory_stats(0).bytes_in_graph_pools, reserved_before) << "destroying the graph frees its pool";
+  EXPECT_EQ(out.shape(), (Shape{2, 5}));  // still a valid tensor after the graph is gone
 }
 
 TEST(CudaRuntime, GraphCaptureRejectsHostCopies) {
   FSTM_REQUIRE_CUDA();
   Tensor x = Tensor::full(Shape{16}, 3.0f, DType::f32, gpu());
+  EXPECT_EQ(ops::scale(x, 2.0f).to_vector()[0], 6.0f);  // eager first: the kernel is loaded
   kernels::cuda::CudaGraph graph(gpu());
   try {
     graph.capture([&] { (void)ops::scale(x, 2.0f).to_vector(); });

@@ -181,26 +181,28 @@ Algo choose(ConvPlan& plan, Direction dir, cudnnHandle_t h, int device, const vo
   Algo algo;
   bool found = false;
   if (!capturing) {
+    // A failed search (an unsupported configuration, no memory for it) falls back to heuristics.
     FindWorkspace ws;
     int returned = 0;
+    cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
     if (dir == kForward) {
       cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-      FSTM_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, a, plan.w, b, plan.conv, plan.y, out,
-                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf,
-                                                              ws.ptr(), ws.bytes()));
-      found = pick(perf, returned, plan.tf32, algo);
+      status = cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, a, plan.w, b, plan.conv, plan.y, out,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, ws.ptr(),
+                                                      ws.bytes());
+      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan.tf32, algo);
     } else if (dir == kBackwardData) {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-      FSTM_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, a, plan.y, b, plan.conv, plan.x, out,
-                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned,
-                                                                   perf, ws.ptr(), ws.bytes()));
-      found = pick(perf, returned, plan.tf32, algo);
+      status = cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, a, plan.y, b, plan.conv, plan.x, out,
+                                                           CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned, perf,
+                                                           ws.ptr(), ws.bytes());
+      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan.tf32, algo);
     } else {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-      FSTM_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan.x, a, plan.y, b, plan.conv, plan.w, out,
-                                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                     &returned, perf, ws.ptr(), ws.bytes()));
-      found = pick(perf, returned, plan.tf32, algo);
+      status = cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan.x, a, plan.y, b, plan.conv, plan.w, out,
+                                                             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned, perf,
+                                                             ws.ptr(), ws.bytes());
+      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan.tf32, algo);
     }
   }
   if (!found) {  // heuristics: during capture, or when the search found nothing that runs

@@ -1,6 +1,7 @@
 // CUDA elementwise and shape ops (kernels/elementwise.h). Memory-bound one-pass kernels with
-// grid-stride loops; products and sums are rounded separately (__fmul_rn/__fadd_rn) where the
-// reference rounds separately, so results equal the CPU bit for bit.
+// grid-stride loops. Sums, products and copies equal the CPU bit for bit; affine rounds the
+// product and the sum separately (__fmul_rn/__fadd_rn), as the reference does when the host
+// compiler does not fuse them.
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/elementwise.h"
