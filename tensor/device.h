@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "tensor/dtype.h"
+
 namespace fstm {
 
 class Allocator;
@@ -42,6 +44,11 @@ class DeviceBackend {
   virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) = 0;
   virtual void memset_zero(void* dst, Device device, size_t bytes) = 0;
   virtual void synchronize(int index) = 0;
+  // Converts n elements between dtypes on the device that holds both buffers. Returns false when
+  // the backend cannot (Tensor::to(DType) then converts on the host).
+  virtual bool convert(const void* src, DType from, void* dst, DType to, int64_t n, Device device) {
+    return false;
+  }
 };
 
 void register_cuda_backend(DeviceBackend* backend);

@@ -145,6 +145,10 @@ void convert_host(const void* src, DType from, void* dst, DType to, int64_t n) {
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
+  if (device().is_cuda()) {  // convert where the data is, without a trip through the host
+    Tensor out = empty(shape(), dt, device());
+    if (cuda_backend()->convert(raw_data(), dtype(), out.raw_data(), dt, numel(), device())) return out;
+  }
   Tensor host_src = to(Device::cpu());
   Tensor host_dst = empty(shape(), dt);
   convert_host(host_src.raw_data(), dtype(), host_dst.raw_data(), dt, numel());
