@@ -371,7 +371,7 @@ TEST_F(Dataset, CompressWritesC23AndC40FromRaw) {
     EXPECT_EQ(e.path().string().find(".partial"), std::string::npos) << e.path();
 }
 
-TEST_F(Dataset, H2PairedAndUnpairedSubsets) {
+TEST(DatasetH2, PairedAndUnpairedSubsets) {
   // an index of 8 train pairs + reals, built directly (no PNGs needed)
   FaceIndex ix;
   ix.root = test::temp_dir("h2");

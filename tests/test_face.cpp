@@ -252,6 +252,17 @@ TEST(FaceLandmarkFile, AuthorsKeysAndLabelsReadBack) {
   EXPECT_THROW(load_landmarks(dir + "/missing.json"), Error);
 }
 
+TEST(FaceNoDlib, DetectorSaysHowToDoWithout) {
+  if (face_detection_supported()) GTEST_SKIP() << "fstm has dlib";
+  try {
+    FaceDetector d;
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("without dlib"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--landmarks"), std::string::npos) << e.what();
+  }
+}
+
 // ---- dlib on a real photograph ----------------------------------------------------------------
 
 class FaceDlib : public ::testing::Test {
