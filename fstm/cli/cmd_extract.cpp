@@ -15,20 +15,22 @@ std::vector<io::Compression> parse_compressions(const std::vector<std::string>& 
   return out;
 }
 
-// Prints problems above the progress bar: the first `limit`, then a count.
-struct ProblemPrinter {
-  ProgressBar& bar;
+// A progress bar over videos that prints the first `limit` problems above itself.
+struct VideoProgress {
+  ProgressBar bar;
   int limit = 20;
-  int64_t shown = 0, total = 0;
-  void operator()(const std::vector<io::SkipRecord>& problems) {
-    for (const auto& p : problems) {
-      ++total;
-      if (shown < limit) {
-        ++shown;
+  int64_t shown = 0;
+
+  VideoProgress(const char* label, int64_t videos) : bar(label, videos, "videos", progress_stream()) {}
+  std::function<void(int64_t, int64_t, const std::vector<io::SkipRecord>&)> callback() {
+    return [this](int64_t, int64_t, const std::vector<io::SkipRecord>& problems) {
+      for (const auto& p : problems) {
+        if (shown >= limit) break;
         bar.note("skipped " + p.path + (p.frame >= 0 ? " frame " + std::to_string(p.frame) : "") + ": " + p.reason);
-        if (shown == limit) bar.note("(further problems are not printed; all are listed in the index)");
+        if (++shown == limit) bar.note("(further problems are not printed; all are listed in the index)");
       }
-    }
+      bar.add();
+    };
   }
 };
 
@@ -95,14 +97,10 @@ Command make_extract_command() {
 
     const io::ScanResult preview = io::scan_ffpp(o.data, o.scan);
     for (const auto& n : preview.notes) std::cerr << "note: " << n << "\n";
-    ProgressBar bar("extract", int64_t(preview.videos.size()), "videos", progress_stream());
-    ProblemPrinter printer{bar};
-    o.on_video = [&](int64_t, int64_t, const std::vector<io::SkipRecord>& problems) {
-      printer(problems);
-      bar.add();
-    };
+    VideoProgress progress("extract", int64_t(preview.videos.size()));
+    o.on_video = progress.callback();
     const io::ExtractReport r = io::extract_faces(o);
-    bar.finish();
+    progress.bar.finish();
     std::cout << "extracted " << r.frames << " faces from " << r.videos << " videos in "
               << ProgressBar::format_duration(r.seconds) << " (" << (r.seconds > 0 ? r.frames / r.seconds : 0.0)
               << " faces/s)\n";
@@ -150,14 +148,10 @@ Command make_compress_command() {
     io::ScanOptions raw_only = o.scan;
     raw_only.compressions = {io::Compression::raw};
     const io::ScanResult preview = io::scan_ffpp(o.data, raw_only);
-    ProgressBar bar("compress", int64_t(preview.videos.size()), "videos", progress_stream());
-    ProblemPrinter printer{bar};
-    o.on_video = [&](int64_t, int64_t, const std::vector<io::SkipRecord>& problems) {
-      printer(problems);
-      bar.add();
-    };
+    VideoProgress progress("compress", int64_t(preview.videos.size()));
+    o.on_video = progress.callback();
     const io::CompressReport r = io::compress_ffpp(o);
-    bar.finish();
+    progress.bar.finish();
     std::cout << "wrote " << r.written << " videos, " << r.existing << " already there, " << r.failed.size()
               << " failed, in " << ProgressBar::format_duration(r.seconds) << "\n";
     return r.failed.empty() ? 0 : 1;
