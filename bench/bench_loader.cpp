@@ -155,15 +155,20 @@ void BM_Extract(benchmark::State& state) {
     o.scan.compressions = {Compression::c23};
     o.scan.methods = {"Deepfakes"};
     o.jobs = 2;
-    if (dlib) o.upsample = int(state.range(1));
-    else o.landmarks = t.ldm;
+    if (dlib) {
+      o.upsample = int(state.range(1));
+      o.detect_size = int(state.range(2));
+    } else {
+      o.landmarks = t.ldm;
+    }
     const ExtractReport r = extract_faces(o);
     faces += r.frames;
     if (r.frames != 8 * 32) state.SkipWithError("faces were skipped");
   }
   state.counters["faces/s"] = benchmark::Counter(double(faces), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Extract)->ArgNames({"dlib", "upsample"})->Args({0, 0})->Args({1, 0})->Args({1, 1})
+BENCHMARK(BM_Extract)->ArgNames({"dlib", "upsample", "detect_size"})->Args({0, 0, 0})->Args({1, 0, 0})
+    ->Args({1, 1, 0})->Args({1, 1, 320})
     ->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
 
 }  // namespace

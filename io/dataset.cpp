@@ -210,6 +210,7 @@ void FaceIndex::save(const std::string& path) {
                    {"context", s.context},
                    {"box_enlarge", s.box_enlarge},
                    {"upsample", s.upsample},
+                   {"detect_size", s.detect_size},
                    {"landmarks", s.landmarks},
                    {"methods", s.methods},
                    {"compressions", s.compressions},
@@ -283,6 +284,7 @@ FaceIndex FaceIndex::load(const std::string& path) {
     st.context = s.value("context", 1.0f);
     st.box_enlarge = s.value("box_enlarge", 1.3f);
     st.upsample = s.value("upsample", 1);
+    st.detect_size = s.value("detect_size", 0);
     st.landmarks = s.value("landmarks", "");
     st.methods = s.value("methods", std::vector<std::string>{});
     st.compressions = s.value("compressions", std::vector<std::string>{});

@@ -362,6 +362,22 @@ TEST_F(FaceDlib, ThreadsShareOneDetector) {
   }
 }
 
+TEST_F(FaceDlib, DetectingOnASmallerCopyFindsTheSameFace) {
+  const Image im = load_image(kAstronaut);
+  const auto full = detector().detect_largest(im);
+  const FaceDetector small(default_landmark_model(), 1, 256);  // detection at half size
+  const auto half = small.detect_largest(im);
+  ASSERT_TRUE(full.has_value());
+  ASSERT_TRUE(half.has_value());
+  // boxes in full-image pixels, a few pixels apart; landmarks on the full image, close too
+  EXPECT_NEAR(half->box.left, full->box.left, 6);
+  EXPECT_NEAR(half->box.right, full->box.right, 6);
+  EXPECT_NEAR(half->box.top, full->box.top, 6);
+  const FivePoints a = five_points(full->landmarks), b = five_points(half->landmarks);
+  for (int i = 0; i < 5; ++i) EXPECT_LT(dist(a[i], b[i]), 4.0f) << "point " << i;
+  EXPECT_THROW(FaceDetector(default_landmark_model(), 1, 20), Error);
+}
+
 TEST_F(FaceDlib, NoFaceAndBadModel) {
   EXPECT_FALSE(detector().detect_largest(Image::blank(200, 150, 128)).has_value());
   EXPECT_THROW(FaceDetector("/nonexistent/model.dat"), Error);

@@ -39,7 +39,7 @@ struct VideoProgress {
 Command make_extract_command() {
   struct Flags {
     std::string data, out, landmarks, splits, index = "index.json", align = "landmarks";
-    int frames = 32, size = 224, upsample = 1, jobs = 2;
+    int frames = 32, size = 224, upsample = 1, detect_size = 0, jobs = 2;
     float face_width = 80, scale = 0.9f, context = 1.0f, box_enlarge = 1.3f;
     std::vector<std::string> compressions{"raw", "c23", "c40"};
     std::vector<std::string> methods = io::ffpp_methods();
@@ -72,6 +72,10 @@ Command make_extract_command() {
     s->add_option("--box-enlarge", f->box_enlarge, "Box crop: enlargement of the dlib box")->capture_default_str();
     s->add_option("--upsample", f->upsample, "dlib detector upsampling (0 is ~4x faster, misses faces under 80 px)")
         ->capture_default_str();
+    s->add_option("--detect-size", f->detect_size,
+                  "Detect faces on frames scaled to this longer side, e.g. 640 (0 = full size; landmarks "
+                  "always use the full frame)")
+        ->capture_default_str();
     s->add_option("--jobs", f->jobs, "Videos processed in parallel")->capture_default_str();
     return s;
   };
@@ -89,6 +93,7 @@ Command make_extract_command() {
     o.box_enlarge = f->box_enlarge;
     o.landmarks = f->landmarks;
     o.upsample = f->upsample;
+    o.detect_size = f->detect_size;
     o.jobs = f->jobs;
     o.scan.methods = f->methods;
     o.scan.originals = !f->no_originals;
