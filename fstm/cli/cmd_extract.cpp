@@ -9,6 +9,14 @@ namespace fstm::cli {
 
 namespace {
 
+// "--methods none" (or an empty value) selects no manipulation method: only the real videos.
+std::vector<std::string> method_list(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& n : names)
+    if (!n.empty() && n != "none") out.push_back(n);
+  return out;
+}
+
 std::vector<io::Compression> parse_compressions(const std::vector<std::string>& names) {
   std::vector<io::Compression> out;
   for (const auto& n : names) out.push_back(io::parse_compression(n));
@@ -60,7 +68,9 @@ Command make_extract_command() {
         ->delimiter(',')
         ->check(CLI::IsMember({"raw", "c23", "c40"}))
         ->capture_default_str();
-    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated)")->delimiter(',')->capture_default_str();
+    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated; none = only the real videos)")
+        ->delimiter(',')
+        ->capture_default_str();
     s->add_flag("--no-originals", f->no_originals, "Leave out the real videos");
     s->add_option("--landmarks", f->landmarks, "ldm.json with the landmarks to use instead of the dlib detector");
     s->add_option("--splits", f->splits, "Folder with train/val/test.json (default: DATA/splits)");
@@ -95,7 +105,7 @@ Command make_extract_command() {
     o.upsample = f->upsample;
     o.detect_size = f->detect_size;
     o.jobs = f->jobs;
-    o.scan.methods = f->methods;
+    o.scan.methods = method_list(f->methods);
     o.scan.originals = !f->no_originals;
     o.scan.compressions = parse_compressions(f->compressions);
     o.scan.splits_dir = f->splits;
@@ -136,7 +146,9 @@ Command make_compress_command() {
         ->delimiter(',')
         ->check(CLI::IsMember({"c23", "c40"}))
         ->capture_default_str();
-    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated)")->delimiter(',')->capture_default_str();
+    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated; none = only the real videos)")
+        ->delimiter(',')
+        ->capture_default_str();
     s->add_flag("--no-originals", f->no_originals, "Leave out the real videos");
     s->add_flag("--overwrite", f->overwrite, "Re-encode videos that already exist");
     s->add_option("--jobs", f->jobs, "Videos encoded in parallel")->capture_default_str();
@@ -146,7 +158,7 @@ Command make_compress_command() {
     io::CompressOptions o;
     o.data = f->data;
     o.targets = parse_compressions(f->targets);
-    o.scan.methods = f->methods;
+    o.scan.methods = method_list(f->methods);
     o.scan.originals = !f->no_originals;
     o.overwrite = f->overwrite;
     o.jobs = f->jobs;
