@@ -11,7 +11,8 @@
 //   gamma               p 1.0, gamma U(0.6, 1.4): 255 (x / 255)^(1 / gamma)
 //   motion blur         p 0.3, a line kernel of random angle and length 1..10 px
 //   Gaussian blur       p 0.3, 3x3 kernel, sigma U(0.8, 2)
-//   Gaussian noise      p 0.3, sigma U(15, 22) half the time, else U(0, 5), per channel
+//   Gaussian noise      p 0.3, sigma U(15, 22) half the time, else U(0, 5), per channel (drawn from
+//                       a table of 4096 normal quantiles: tails cut at 3.5 sigma)
 //   tone                p 0.3, blend towards a random colour (each channel U(60, 255)) by U(0, 0.3)
 //   brightness/contrast p 0 (DeepfakeBench: 0.5), x (1 + U(-c, c)) + 255 U(-b, b), b = c = 0.1
 //   resize noise        p 0.25, down by U(1, 2) and back up, each with a random interpolation

@@ -57,6 +57,13 @@ json read_json(const std::string& path, const char* what) {
 
 std::string pair_key(const std::string& a, const std::string& b) { return a < b ? a + "|" + b : b + "|" + a; }
 
+// 0.9f as 0.9 in the JSON, not 0.8999999761581421
+double tidy(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.7g", double(v));
+  return std::strtod(buf, nullptr);
+}
+
 }  // namespace
 
 void parse_video_labels(const std::string& stem, bool original, std::string& source_id, std::string& target_id) {
@@ -205,11 +212,12 @@ void FaceIndex::save(const std::string& path) {
                    {"frames", s.frames},
                    {"size", s.size},
                    {"align", s.align},
-                   {"scale", s.scale},
-                   {"face_width", s.face_width},
-                   {"context", s.context},
-                   {"box_enlarge", s.box_enlarge},
+                   {"scale", tidy(s.scale)},
+                   {"face_width", tidy(s.face_width)},
+                   {"context", tidy(s.context)},
+                   {"box_enlarge", tidy(s.box_enlarge)},
                    {"upsample", s.upsample},
+                   {"detect_size", s.detect_size},
                    {"landmarks", s.landmarks},
                    {"methods", s.methods},
                    {"compressions", s.compressions},
@@ -239,7 +247,7 @@ void FaceIndex::save(const std::string& path) {
     json jf = {{"frame", f.frame}, {"png", f.png}};
     if (f.has_points) {
       json pts = json::array();
-      for (const Point2& q : f.points) pts.push_back({q.x, q.y});
+      for (const Point2& q : f.points) pts.push_back({tidy(q.x), tidy(q.y)});
       jf["points"] = pts;
     }
     vids[size_t(f.video)]["frames"].push_back(std::move(jf));
@@ -258,7 +266,7 @@ void FaceIndex::save(const std::string& path) {
   {
     std::ofstream f(tmp);
     FSTM_CHECK(f.good(), tmp, ": cannot write the index");
-    f << j.dump(1);
+    f << (frames.size() > 10000 ? j.dump() : j.dump(1));  // large indexes compact (FF++: ~200k frames)
     FSTM_CHECK(f.good(), tmp, ": write failed (disk full?)");
   }
   fs::rename(tmp, p);  // never a half-written index under the real name
@@ -283,6 +291,7 @@ FaceIndex FaceIndex::load(const std::string& path) {
     st.context = s.value("context", 1.0f);
     st.box_enlarge = s.value("box_enlarge", 1.3f);
     st.upsample = s.value("upsample", 1);
+    st.detect_size = s.value("detect_size", 0);
     st.landmarks = s.value("landmarks", "");
     st.methods = s.value("methods", std::vector<std::string>{});
     st.compressions = s.value("compressions", std::vector<std::string>{});

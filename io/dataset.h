@@ -72,7 +72,7 @@ ScanResult scan_ffpp(const std::string& root, const ScanOptions& options = {});
 // {
 //   "format": "fstm-face-index", "version": 1,
 //   "settings": {"data": "/ffpp", "frames": 32, "size": 224, "align": "landmarks", "scale": 0.9,
-//                "face_width": 80, "context": 1.0, "box_enlarge": 1.3, "upsample": 1,
+//                "face_width": 80, "context": 1.0, "box_enlarge": 1.3, "upsample": 1, "detect_size": 0,
 //                "landmarks": "", "methods": [...], "compressions": ["c23"], "fstm": "0.1.0"},
 //   "identities": ["000", "001", ...],          class index -> identity (train ids first)
 //   "identity_splits": {"train": [0, 720], "val": [720, 860], "test": [860, 1000]},
@@ -94,7 +94,7 @@ struct IndexSettings {
   int size = 224;
   std::string align = "landmarks";  // "landmarks" or "box"
   float scale = 0.9f, face_width = 80, context = 1.0f, box_enlarge = 1.3f;
-  int upsample = 1;
+  int upsample = 1, detect_size = 0;
   std::string landmarks;  // the ldm.json used, or "" (dlib)
   std::vector<std::string> methods, compressions;
 };

@@ -60,7 +60,7 @@ ExtractReport extract_faces(const ExtractOptions& o) {
   if (!o.landmarks.empty()) {
     given = load_landmarks(o.landmarks);
   } else {
-    detector = std::make_unique<FaceDetector>(default_landmark_model(), o.upsample);
+    detector = std::make_unique<FaceDetector>(default_landmark_model(), o.upsample, o.detect_size);
   }
 
   std::vector<VideoResult> results(scan.videos.size());
@@ -159,6 +159,7 @@ ExtractReport extract_faces(const ExtractOptions& o) {
   s.context = o.alignment.context;
   s.box_enlarge = o.box_enlarge;
   s.upsample = o.upsample;
+  s.detect_size = o.detect_size;
   s.landmarks = o.landmarks.empty() ? "" : fs::absolute(o.landmarks).string();
   s.methods = o.scan.methods;
   if (o.scan.originals) s.methods.insert(s.methods.begin(), kOriginal);

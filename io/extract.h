@@ -18,6 +18,7 @@ struct ExtractOptions {
   float box_enlarge = 1.3f;
   std::string landmarks;  // ldm.json to use instead of dlib ("" = detect)
   int upsample = 1;       // dlib detector upsampling
+  int detect_size = 0;    // dlib detection on frames scaled to this longer side (0 = full size)
   int jobs = 2;           // videos in parallel
   ScanOptions scan;
   // Called after each video (from worker threads, serialised): done, total, and the problems met.

@@ -23,7 +23,7 @@ std::string default_landmark_model() {
 #if !FSTM_HAVE_DLIB
 bool face_detection_supported() { return false; }
 struct FaceDetector::Impl {};
-FaceDetector::FaceDetector(const std::string&, int) {
+FaceDetector::FaceDetector(const std::string&, int, int) {
   throw Error("fstm was built without dlib, so it cannot detect faces; rebuild with libdlib-dev, or give "
               "landmarks from a file (fstm extract --landmarks ldm.json)");
 }

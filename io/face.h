@@ -44,9 +44,12 @@ struct FaceDetection {
 class FaceDetector {
  public:
   // upsample: how many times the image is doubled before detection (the HOG window is 80x80 px,
-  // so 1 finds faces down to ~40 px; the FF++ and FST-Matching scripts used 1). Throws
-  // fstm::Error when dlib is missing or the model cannot be loaded.
-  explicit FaceDetector(const std::string& landmark_model = default_landmark_model(), int upsample = 1);
+  // so 1 finds faces down to ~40 px; the FF++ and FST-Matching scripts used 1).
+  // detect_size > 0: detection runs on a copy whose longer side is at most detect_size (then
+  // upsampled); boxes are scaled back and landmarks found on the full image. 0 = full size.
+  // Throws fstm::Error when dlib is missing or the model cannot be loaded.
+  explicit FaceDetector(const std::string& landmark_model = default_landmark_model(), int upsample = 1,
+                        int detect_size = 0);
   ~FaceDetector();
 
   std::vector<FaceBox> detect(const Image& image) const;  // strongest first

@@ -55,6 +55,7 @@ void to_dlib(const Image& im, Pixels& out) {
 struct FaceDetector::Impl {
   std::shared_ptr<const dlib::shape_predictor> predictor;
   int upsample = 1;
+  int detect_size = 0;
   // object_detector::operator() is not const (it keeps scan buffers): a pool, one per caller.
   std::mutex mu;
   std::vector<std::unique_ptr<dlib::frontal_face_detector>> pool;
@@ -76,15 +77,20 @@ struct FaceDetector::Impl {
   }
 
   std::vector<FaceBox> detect(const Pixels& img) {
-    Pixels up;
+    Pixels work;
     const Pixels* scan = &img;
-    double factor = 1;
-    if (upsample > 0) {  // as dlib's Python detector(img, n): double the image n times
-      dlib::assign_image(up, img);
-      for (int i = 0; i < upsample; ++i) dlib::pyramid_up(up);
-      scan = &up;
-      factor = double(up.nc()) / img.nc();
+    const long side = std::max(img.nc(), img.nr());
+    if (detect_size > 0 && side > detect_size) {
+      dlib::assign_image(work, img);
+      dlib::resize_image(double(detect_size) / double(side), work);
+      scan = &work;
     }
+    if (upsample > 0) {  // as dlib's Python detector(img, n): double the image n times
+      if (scan == &img) dlib::assign_image(work, img);
+      for (int i = 0; i < upsample; ++i) dlib::pyramid_up(work);
+      scan = &work;
+    }
+    const double factor = double(scan->nc()) / double(img.nc());
     auto det = acquire();
     std::vector<dlib::rect_detection> rects;
     try {
@@ -114,9 +120,13 @@ struct FaceDetector::Impl {
   }
 };
 
-FaceDetector::FaceDetector(const std::string& landmark_model, int upsample) : impl_(std::make_shared<Impl>()) {
+FaceDetector::FaceDetector(const std::string& landmark_model, int upsample, int detect_size)
+    : impl_(std::make_shared<Impl>()) {
   FSTM_CHECK(upsample >= 0 && upsample <= 3, "face detector: upsample ", upsample, " is not in 0..3");
+  FSTM_CHECK(detect_size == 0 || detect_size >= 80, "face detector: detect size ", detect_size,
+             " must be 0 (full size) or >= 80");
   impl_->upsample = upsample;
+  impl_->detect_size = detect_size;
   impl_->predictor = load_predictor(landmark_model);
 }
 

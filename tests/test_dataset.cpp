@@ -106,6 +106,17 @@ Tree make_tree(const std::string& dir) {
   return t;
 }
 
+// Extraction of the test tree with its landmark file into 32 px faces.
+ExtractOptions tree_options(const Tree& t, const std::string& dir) {
+  ExtractOptions o;
+  o.data = t.root;
+  o.out = dir + "/faces";
+  o.alignment.canvas = 32;
+  o.landmarks = t.ldm;
+  o.scan.compressions = {Compression::raw, Compression::c23};
+  return o;
+}
+
 class Dataset : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -151,15 +162,10 @@ TEST(DatasetSplits, PairsPutBothIdsAndBothFakesInTheSplit) {
 TEST_F(Dataset, ExtractWithLandmarkFileLabelsSplitsAndSkips) {
   const std::string dir = test::temp_dir("extract");
   const Tree tree = make_tree(dir);
-  ExtractOptions o;
-  o.data = tree.root;
-  o.out = dir + "/faces";
+  ExtractOptions o = tree_options(tree, dir);
   o.frames = 3;
-  o.alignment.canvas = 32;
   o.alignment.face_width = 80.0f * 32 / 224;
-  o.landmarks = tree.ldm;
   o.scan.methods = {"Deepfakes", "Face2Face"};
-  o.scan.compressions = {Compression::raw, Compression::c23};
   int64_t calls = 0, problems = 0;
   o.on_video = [&](int64_t done, int64_t total, const std::vector<SkipRecord>& p) {
     ++calls;
@@ -251,14 +257,9 @@ TEST_F(Dataset, ExtractWithLandmarkFileLabelsSplitsAndSkips) {
 TEST_F(Dataset, MissingLandmarkEntriesAreSkippedAndCounted) {
   const std::string dir = test::temp_dir("extract");
   const Tree tree = make_tree(dir);
-  ExtractOptions o;
-  o.data = tree.root;
-  o.out = dir + "/faces";
+  ExtractOptions o = tree_options(tree, dir);
   o.frames = 0;  // every frame: frame 3 of 005 has no landmarks in raw (nor, by fallback, in c23)
-  o.alignment.canvas = 32;
-  o.landmarks = tree.ldm;
   o.scan.methods = {};
-  o.scan.compressions = {Compression::raw, Compression::c23};
   const ExtractReport rep = extract_faces(o);
   int64_t missing = 0;
   for (const auto& s : rep.index.skipped)
@@ -275,13 +276,10 @@ TEST_F(Dataset, BoxCropAndNotATree) {
   EXPECT_THROW(scan_ffpp(dir), Error);  // no original_sequences/ nor manipulated_sequences/
   EXPECT_THROW(scan_ffpp(dir + "/missing"), Error);
   const Tree tree = make_tree(dir);
-  ExtractOptions o;
-  o.data = tree.root;
-  o.out = dir + "/faces";
+  ExtractOptions o = tree_options(tree, dir);
   o.frames = 1;
   o.align = "box";
   o.alignment.canvas = 40;
-  o.landmarks = tree.ldm;
   o.scan.methods = {};
   o.scan.compressions = {Compression::raw};
   const ExtractReport rep = extract_faces(o);
@@ -371,7 +369,7 @@ TEST_F(Dataset, CompressWritesC23AndC40FromRaw) {
     EXPECT_EQ(e.path().string().find(".partial"), std::string::npos) << e.path();
 }
 
-TEST_F(Dataset, H2PairedAndUnpairedSubsets) {
+TEST(DatasetH2, PairedAndUnpairedSubsets) {
   // an index of 8 train pairs + reals, built directly (no PNGs needed)
   FaceIndex ix;
   ix.root = test::temp_dir("h2");

@@ -252,6 +252,17 @@ TEST(FaceLandmarkFile, AuthorsKeysAndLabelsReadBack) {
   EXPECT_THROW(load_landmarks(dir + "/missing.json"), Error);
 }
 
+TEST(FaceNoDlib, DetectorSaysHowToDoWithout) {
+  if (face_detection_supported()) GTEST_SKIP() << "fstm has dlib";
+  try {
+    FaceDetector d;
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("without dlib"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--landmarks"), std::string::npos) << e.what();
+  }
+}
+
 // ---- dlib on a real photograph ----------------------------------------------------------------
 
 class FaceDlib : public ::testing::Test {
@@ -349,6 +360,22 @@ TEST_F(FaceDlib, ThreadsShareOneDetector) {
     EXPECT_EQ(g->box.left, ref->box.left);
     EXPECT_EQ(g->landmarks[30].x, ref->landmarks[30].x);
   }
+}
+
+TEST_F(FaceDlib, DetectingOnASmallerCopyFindsTheSameFace) {
+  const Image im = load_image(kAstronaut);
+  const auto full = detector().detect_largest(im);
+  const FaceDetector small(default_landmark_model(), 1, 256);  // detection at half size
+  const auto half = small.detect_largest(im);
+  ASSERT_TRUE(full.has_value());
+  ASSERT_TRUE(half.has_value());
+  // boxes in full-image pixels, a few pixels apart; landmarks on the full image, close too
+  EXPECT_NEAR(half->box.left, full->box.left, 6);
+  EXPECT_NEAR(half->box.right, full->box.right, 6);
+  EXPECT_NEAR(half->box.top, full->box.top, 6);
+  const FivePoints a = five_points(full->landmarks), b = five_points(half->landmarks);
+  for (int i = 0; i < 5; ++i) EXPECT_LT(dist(a[i], b[i]), 4.0f) << "point " << i;
+  EXPECT_THROW(FaceDetector(default_landmark_model(), 1, 20), Error);
 }
 
 TEST_F(FaceDlib, NoFaceAndBadModel) {

@@ -106,6 +106,12 @@ TEST(VideoNames, CompressionNamesRoundTrip) {
   EXPECT_THROW(parse_compression("c30"), Error);
 }
 
+TEST(VideoNames, WithoutFfmpegEveryCallSaysSo) {
+  if (video_supported()) GTEST_SKIP() << "fstm has FFmpeg";
+  expect_error([] { probe_video("/x/v.mp4"); }, {"/x/v.mp4", "without FFmpeg"});
+  expect_error([] { encode_video({Image::blank(8, 8)}, 25, Compression::raw, "/x/o.mp4"); }, {"/x/o.mp4", "without FFmpeg"});
+}
+
 TEST_F(Video, RawRoundTripIsBitExactAndKeepsCountAndFps) {
   const std::string dir = test::temp_dir("video");
   const auto clip = textured_clip(66, 50, 17);

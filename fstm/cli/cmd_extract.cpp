@@ -9,26 +9,36 @@ namespace fstm::cli {
 
 namespace {
 
+// "--methods none" (or an empty value) selects no manipulation method: only the real videos.
+std::vector<std::string> method_list(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& n : names)
+    if (!n.empty() && n != "none") out.push_back(n);
+  return out;
+}
+
 std::vector<io::Compression> parse_compressions(const std::vector<std::string>& names) {
   std::vector<io::Compression> out;
   for (const auto& n : names) out.push_back(io::parse_compression(n));
   return out;
 }
 
-// Prints problems above the progress bar: the first `limit`, then a count.
-struct ProblemPrinter {
-  ProgressBar& bar;
+// A progress bar over videos that prints the first `limit` problems above itself.
+struct VideoProgress {
+  ProgressBar bar;
   int limit = 20;
-  int64_t shown = 0, total = 0;
-  void operator()(const std::vector<io::SkipRecord>& problems) {
-    for (const auto& p : problems) {
-      ++total;
-      if (shown < limit) {
-        ++shown;
+  int64_t shown = 0;
+
+  VideoProgress(const char* label, int64_t videos) : bar(label, videos, "videos", progress_stream()) {}
+  std::function<void(int64_t, int64_t, const std::vector<io::SkipRecord>&)> callback() {
+    return [this](int64_t, int64_t, const std::vector<io::SkipRecord>& problems) {
+      for (const auto& p : problems) {
+        if (shown >= limit) break;
         bar.note("skipped " + p.path + (p.frame >= 0 ? " frame " + std::to_string(p.frame) : "") + ": " + p.reason);
-        if (shown == limit) bar.note("(further problems are not printed; all are listed in the index)");
+        if (++shown == limit) bar.note("(further problems are not printed; all are listed in the index)");
       }
-    }
+      bar.add();
+    };
   }
 };
 
@@ -37,7 +47,7 @@ struct ProblemPrinter {
 Command make_extract_command() {
   struct Flags {
     std::string data, out, landmarks, splits, index = "index.json", align = "landmarks";
-    int frames = 32, size = 224, upsample = 1, jobs = 2;
+    int frames = 32, size = 224, upsample = 1, detect_size = 0, jobs = 2;
     float face_width = 80, scale = 0.9f, context = 1.0f, box_enlarge = 1.3f;
     std::vector<std::string> compressions{"raw", "c23", "c40"};
     std::vector<std::string> methods = io::ffpp_methods();
@@ -58,7 +68,9 @@ Command make_extract_command() {
         ->delimiter(',')
         ->check(CLI::IsMember({"raw", "c23", "c40"}))
         ->capture_default_str();
-    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated)")->delimiter(',')->capture_default_str();
+    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated; none = only the real videos)")
+        ->delimiter(',')
+        ->capture_default_str();
     s->add_flag("--no-originals", f->no_originals, "Leave out the real videos");
     s->add_option("--landmarks", f->landmarks, "ldm.json with the landmarks to use instead of the dlib detector");
     s->add_option("--splits", f->splits, "Folder with train/val/test.json (default: DATA/splits)");
@@ -69,6 +81,10 @@ Command make_extract_command() {
         ->capture_default_str();
     s->add_option("--box-enlarge", f->box_enlarge, "Box crop: enlargement of the dlib box")->capture_default_str();
     s->add_option("--upsample", f->upsample, "dlib detector upsampling (0 is ~4x faster, misses faces under 80 px)")
+        ->capture_default_str();
+    s->add_option("--detect-size", f->detect_size,
+                  "Detect faces on frames scaled to this longer side, e.g. 640 (0 = full size; landmarks "
+                  "always use the full frame)")
         ->capture_default_str();
     s->add_option("--jobs", f->jobs, "Videos processed in parallel")->capture_default_str();
     return s;
@@ -87,22 +103,19 @@ Command make_extract_command() {
     o.box_enlarge = f->box_enlarge;
     o.landmarks = f->landmarks;
     o.upsample = f->upsample;
+    o.detect_size = f->detect_size;
     o.jobs = f->jobs;
-    o.scan.methods = f->methods;
+    o.scan.methods = method_list(f->methods);
     o.scan.originals = !f->no_originals;
     o.scan.compressions = parse_compressions(f->compressions);
     o.scan.splits_dir = f->splits;
 
     const io::ScanResult preview = io::scan_ffpp(o.data, o.scan);
     for (const auto& n : preview.notes) std::cerr << "note: " << n << "\n";
-    ProgressBar bar("extract", int64_t(preview.videos.size()), "videos", progress_stream());
-    ProblemPrinter printer{bar};
-    o.on_video = [&](int64_t, int64_t, const std::vector<io::SkipRecord>& problems) {
-      printer(problems);
-      bar.add();
-    };
+    VideoProgress progress("extract", int64_t(preview.videos.size()));
+    o.on_video = progress.callback();
     const io::ExtractReport r = io::extract_faces(o);
-    bar.finish();
+    progress.bar.finish();
     std::cout << "extracted " << r.frames << " faces from " << r.videos << " videos in "
               << ProgressBar::format_duration(r.seconds) << " (" << (r.seconds > 0 ? r.frames / r.seconds : 0.0)
               << " faces/s)\n";
@@ -133,7 +146,9 @@ Command make_compress_command() {
         ->delimiter(',')
         ->check(CLI::IsMember({"c23", "c40"}))
         ->capture_default_str();
-    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated)")->delimiter(',')->capture_default_str();
+    s->add_option("--methods", f->methods, "Manipulation methods (comma-separated; none = only the real videos)")
+        ->delimiter(',')
+        ->capture_default_str();
     s->add_flag("--no-originals", f->no_originals, "Leave out the real videos");
     s->add_flag("--overwrite", f->overwrite, "Re-encode videos that already exist");
     s->add_option("--jobs", f->jobs, "Videos encoded in parallel")->capture_default_str();
@@ -143,21 +158,17 @@ Command make_compress_command() {
     io::CompressOptions o;
     o.data = f->data;
     o.targets = parse_compressions(f->targets);
-    o.scan.methods = f->methods;
+    o.scan.methods = method_list(f->methods);
     o.scan.originals = !f->no_originals;
     o.overwrite = f->overwrite;
     o.jobs = f->jobs;
     io::ScanOptions raw_only = o.scan;
     raw_only.compressions = {io::Compression::raw};
     const io::ScanResult preview = io::scan_ffpp(o.data, raw_only);
-    ProgressBar bar("compress", int64_t(preview.videos.size()), "videos", progress_stream());
-    ProblemPrinter printer{bar};
-    o.on_video = [&](int64_t, int64_t, const std::vector<io::SkipRecord>& problems) {
-      printer(problems);
-      bar.add();
-    };
+    VideoProgress progress("compress", int64_t(preview.videos.size()));
+    o.on_video = progress.callback();
     const io::CompressReport r = io::compress_ffpp(o);
-    bar.finish();
+    progress.bar.finish();
     std::cout << "wrote " << r.written << " videos, " << r.existing << " already there, " << r.failed.size()
               << " failed, in " << ProgressBar::format_duration(r.seconds) << "\n";
     return r.failed.empty() ? 0 : 1;

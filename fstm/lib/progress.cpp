@@ -53,6 +53,7 @@ void ProgressBar::finish() {
   if (finished_) return;
   finished_ = true;
   if (!out_) return;
+  if (!tty_ && last_logged_percent_ == 100 && done_ >= total_) return;  // the 100% line was the last
   if (tty_) *out_ << "\r\033[K";
   *out_ << render_locked(80) << "\n";
   out_->flush();
