@@ -48,7 +48,7 @@ Command make_extract_command() {
   struct Flags {
     std::string data, out, landmarks, splits, index = "index.json", align = "landmarks";
     int frames = 32, size = 224, upsample = 1, detect_size = 0, jobs = 2;
-    float face_width = 80, scale = 0.9f, context = 1.0f, box_enlarge = 1.3f;
+    float face_width = 0, scale = 0.9f, context = 1.0f, box_enlarge = 1.3f;
     std::vector<std::string> compressions{"raw", "c23", "c40"};
     std::vector<std::string> methods = io::ffpp_methods();
     bool no_originals = false;
@@ -75,7 +75,9 @@ Command make_extract_command() {
     s->add_option("--landmarks", f->landmarks, "ldm.json with the landmarks to use instead of the dlib detector");
     s->add_option("--splits", f->splits, "Folder with train/val/test.json (default: DATA/splits)");
     s->add_option("--index", f->index, "Index file name inside --out")->capture_default_str();
-    s->add_option("--face-width", f->face_width, "Alignment face width w (r = w / (0.34967 size))")->capture_default_str();
+    s->add_option("--face-width", f->face_width,
+                  "Alignment face width w in pixels (r = w / (0.34967 size)); default 80 * size / 224, the "
+                  "authors' framing at any size");
     s->add_option("--scale", f->scale, "Alignment template scale")->capture_default_str();
     s->add_option("--context", f->context, "Save context around the face: PNGs are size*context wide (>= 1)")
         ->capture_default_str();
@@ -97,7 +99,8 @@ Command make_extract_command() {
     o.frames = f->frames;
     o.align = f->align;
     o.alignment.canvas = f->size;
-    o.alignment.face_width = f->face_width;
+    // The template's face width is in pixels: keep the authors' 80-of-224 framing at other sizes.
+    o.alignment.face_width = f->face_width > 0 ? f->face_width : 80.0f * float(f->size) / 224.0f;
     o.alignment.scale = f->scale;
     o.alignment.context = f->context;
     o.box_enlarge = f->box_enlarge;
