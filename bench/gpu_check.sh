@@ -97,6 +97,7 @@ if [[ $REUSE_BUILD -eq 0 ]]; then
   rm -rf "$BUILD"
 fi
 mkdir -p "$BUILD" "$DEPS" "$OUT_DIR"
+rm -f "$OUT_DIR/gpu_table.md" "$OUT_DIR/summary.txt"  # nothing stale from an earlier run
 if command -v nvidia-smi > /dev/null; then
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
 elif [[ $DRY_RUN -eq 0 ]]; then
@@ -233,7 +234,8 @@ fi
 
 # ---- 4. GPU-vs-CPU parity of ResNet-18/34 (and PyTorch on the GPU) ----------------------------------------
 if [[ -x "$BUILD/tests/gpu_parity" ]]; then
-  parity_args=(--tool "$BUILD/tests/gpu_parity" --work "$OUT_DIR/parity")
+  # Weights and gradients (hundreds of MB) stay in the build tree, not in OUT.
+  parity_args=(--tool "$BUILD/tests/gpu_parity" --work "$BUILD/parity_work")
   [[ $DRY_RUN -eq 1 ]] && parity_args+=(--cpu-dry-run --archs resnet18)
   timeout "$(budget 300)" "$PYTHON" "$ROOT/bench/gpu_parity.py" "${parity_args[@]}" > "$OUT_DIR/parity.log" 2>&1
   prc=$?

@@ -361,13 +361,12 @@ class CudaExecutor final : public InferenceExecutor {
     if (op.bias.defined()) c->bias_f32 = op.bias.to(DType::f32).to(device_);
 
     Step s = make_step(StepKind::Conv, {x}, op.output, &op);
-    int relus = 0, sums = 0;
+    int relus = 0;
     for (const PostOp& post : op.post_ops) {
       if (post.kind == PostOp::Kind::Sum) {
         FSTM_CHECK(shape(post.sum_value) == ys && dtype(post.sum_value) == dtype_, "inference plan on CUDA: ", c->text,
                    " adds ", shape(post.sum_value).str(), " to its output ", ys.str());
         s.sums.push_back(post.sum_value);
-        ++sums;
       } else {
         relus += post.activation == kernels::Activation::Relu ? 1 : 0;
       }
