@@ -1,5 +1,7 @@
 #include "layers/inference.h"
 
+#include <cstdlib>
+
 #include "autograd/autograd.h"
 #include "autograd/trace.h"
 #include "fstm_build_config.h"
@@ -29,6 +31,12 @@ class ReferenceExecutor final : public InferenceExecutor {
 #if !FSTM_HAVE_ONEDNN
 std::unique_ptr<InferenceExecutor> make_onednn_executor(const InferenceGraph&, DType) { return nullptr; }
 #endif
+#if !FSTM_HAVE_CUDA
+std::unique_ptr<InferenceExecutor> make_cuda_executor(const InferenceGraph&, DType, Device device,
+                                                      const CudaExecutorOptions&) {
+  throw Error(detail::concat("inference plan on ", device.str(), ": fstm was built without CUDA"));
+}
+#endif
 
 std::unique_ptr<InferenceExecutor> make_reference_executor(const InferenceGraph& graph, Device device) {
   return std::make_unique<ReferenceExecutor>(graph, device);
@@ -38,9 +46,11 @@ InferencePlan::InferencePlan(const Forward& forward, const Shape& input_shape, D
     : input_shape_(input_shape), dtype_(dtype) {
   FSTM_CHECK(input_shape.size() == 4 && input_shape[0] >= 1, "inference plan: input shape must be [N, H, W, C], got ",
              input_shape.str());
-  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "inference plan: dtype must be f32 or bf16, got ",
-             dtype_name(dtype));
-  // Trace one image on the CPU; the graph is specialised to batch N afterwards.
+  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16,
+             "inference plan: dtype must be f32, bf16 or f16, got ", dtype_name(dtype));
+  FSTM_CHECK(dtype != DType::f16 || device.is_cuda(), "inference plan: f16 runs on CUDA only (use bf16 on ",
+             device.str(), ")");
+  // Trace one image on the plan's device; the graph is specialised to batch N afterwards.
   Shape one = input_shape;
   one[0] = 1;
   Tracer tracer;
@@ -52,10 +62,14 @@ InferencePlan::InferencePlan(const Forward& forward, const Shape& input_shape, D
     y = forward(x);
   }
   graph_ = build_inference_graph(tracer, x, y, input_shape[0]);
-  if (device.is_cpu()) executor_ = make_onednn_executor(graph_, dtype);
+  // FSTM_INFERENCE_REFERENCE=1 runs every plan op by op with the eager kernels (for debugging).
+  const char* reference = std::getenv("FSTM_INFERENCE_REFERENCE");
+  const bool force_reference = reference && std::string(reference) == "1";
+  if (!force_reference && device.is_cuda()) executor_ = make_cuda_executor(graph_, dtype, device);
+  if (!force_reference && device.is_cpu()) executor_ = make_onednn_executor(graph_, dtype);
   if (!executor_) {
     FSTM_CHECK(dtype == DType::f32, "inference plan: ", dtype_name(dtype), " on ", device.str(),
-               " needs oneDNN (CPU); this build has none");
+               " needs the oneDNN (CPU) or CUDA executor; this run has neither");
     executor_ = make_reference_executor(graph_, device);
   }
 }

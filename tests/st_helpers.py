@@ -5,6 +5,7 @@ header length, JSON header {name: {dtype, shape, data_offsets}} plus an optional
 string map, then the data buffer), a torchvision ResNet-18 state dict with random weights in the
 dtypes fstm reads, and a runner for the C++ test tool tests/tools/st_roundtrip.cpp.
 """
+import ctypes
 import json
 import os
 import struct
@@ -27,8 +28,11 @@ def fail(msg):
 
 
 def tensor_bytes(t):
-    """The row-major little-endian bytes of a tensor (this machine is little-endian)."""
-    return t.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    """The row-major little-endian bytes of a tensor (this machine is little-endian). Read through
+    ctypes rather than numpy, which not every PyTorch installation has (the GPU machines')."""
+    t = t.detach().to("cpu").contiguous()
+    n = t.numel() * t.element_size()
+    return ctypes.string_at(t.data_ptr(), n) if n else b""
 
 
 def write_spec(path, items, metadata=None, header_order=None, pad=False):

@@ -8,19 +8,6 @@
 using namespace fstm;
 
 namespace {
-// Random BN statistics and affine parameters, so that folding is actually exercised.
-void randomize_batch_norm(Module& m, Rng& rng) {
-  for (auto& [name, t] : m.state_dict()) {
-    if (t.dtype() != DType::f32) continue;
-    const bool bn = name.find("bn") != std::string::npos || name.find("downsample.1") != std::string::npos;
-    if (!bn) continue;
-    Tensor host = test::random_tensor(t.shape(), rng, name.find("running_var") != std::string::npos ? 0.5f : -0.5f,
-                                      name.find("running_var") != std::string::npos ? 1.5f : 0.5f);
-    if (name.ends_with(".weight")) host = test::random_tensor(t.shape(), rng, 0.5f, 1.5f);
-    t.copy_(host);
-  }
-}
-
 Tensor eager_logits(ImageClassifier& model, const Tensor& x) {
   NoGradGuard no_grad;
   return model.forward(x);
@@ -58,7 +45,7 @@ TEST(InferenceGraph, FoldsBatchNormAndFusesPostOps) {
 TEST(InferencePlan, MatchesEagerForwardResNet18) {
   Rng rng(5);
   ResNet model(18, 7, 11);
-  randomize_batch_norm(model, rng);
+  test::randomize_batch_norm(model, rng);
   model.eval();
   Tensor x = test::random_tensor(Shape{3, 40, 36, 3}, rng);
   Tensor expected = eager_logits(model, x);
@@ -71,7 +58,7 @@ TEST(InferencePlan, MatchesEagerForwardResNet18) {
 TEST(InferencePlan, Bf16IsCloseToF32) {
   Rng rng(6);
   ResNet model(18, 5, 12);
-  randomize_batch_norm(model, rng);
+  test::randomize_batch_norm(model, rng);
   model.eval();
   Tensor x = test::random_tensor(Shape{2, 32, 32, 3}, rng);
   Tensor expected = eager_logits(model, x);

@@ -14,6 +14,15 @@ Tensor random_tensor(const Shape& shape, Rng& rng, float lo, float hi) {
   return t;
 }
 
+void randomize_batch_norm(Module& model, Rng& rng) {
+  for (auto& [name, t] : model.state_dict()) {
+    if (t.dtype() != DType::f32) continue;
+    if (name.find("bn") == std::string::npos && name.find("downsample.1") == std::string::npos) continue;
+    const bool positive = name.find("running_var") != std::string::npos || name.ends_with(".weight");
+    t.copy_(random_tensor(t.shape(), rng, positive ? 0.5f : -0.5f, positive ? 1.5f : 0.5f));
+  }
+}
+
 float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol) {
   const std::vector<float> va = a.to_vector(), vb = b.to_vector();
   float worst = 0;

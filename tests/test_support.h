@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "layers/module.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -12,6 +13,10 @@ namespace fstm::test {
 
 // Uniform in [lo, hi), f32, on the CPU.
 Tensor random_tensor(const Shape& shape, Rng& rng, float lo = -1.0f, float hi = 1.0f);
+// Random BatchNorm statistics and affine parameters (running_var and weight in [0.5, 1.5), the
+// rest in [-0.5, 0.5)) for every BN of a torchvision-named model ("bn" or "downsample.1" in the
+// name), so that inference plans really fold something.
+void randomize_batch_norm(Module& model, Rng& rng);
 // Largest |a - b| / (atol + rtol * |b|); <= 1 means within tolerance.
 float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol);
 // EXPECT-style comparison that names the worst element.

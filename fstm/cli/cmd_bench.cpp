@@ -1,5 +1,6 @@
 // fstm bench: images per second and peak memory of inference or a training step, for comparing
-// with PyTorch (bench/bench_resnet.py runs both).
+// with PyTorch (bench/gpu_bench.py runs both on a GPU). The data are on the device before the
+// clock starts, and every timed iteration ends with the device idle (synchronised).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "layers/classifier.h"
 #include "layers/inference.h"
 #include "layers/optim.h"
+#include "tensor/cuda_api.h"
 
 namespace fstm::cli {
 
@@ -35,7 +37,8 @@ int run_bench(const BenchOptions& o) {
   if (o.threads > 0) kernels::set_num_threads(o.threads);
   const Device device = Device::parse(o.device);
   const DType dtype = parse_dtype(o.dtype);
-  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16");
+  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "--dtype must be f32, bf16 or f16");
+  FSTM_CHECK(dtype != DType::f16 || device.is_cuda(), "--dtype f16 runs on CUDA only");
   FSTM_CHECK(o.batch >= 1 && o.size >= 32 && o.iterations >= 1, "--batch >= 1, --size >= 32, --iterations >= 1");
   auto model = make_classifier(o.arch, o.classes, 1);
   model->to(device);
@@ -77,6 +80,7 @@ int run_bench(const BenchOptions& o) {
     throw Error("--mode must be infer or train, got '" + o.mode + "'");
   }
   for (int i = 0; i < o.warmup; ++i) step();
+  if (device.is_cuda()) cuda_backend()->synchronize(device.index);
   std::vector<double> seconds;
   for (int i = 0; i < o.iterations; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -90,12 +94,22 @@ int run_bench(const BenchOptions& o) {
                       {"batch", o.batch},     {"size", o.size},        {"threads", kernels::num_threads()},
                       {"device", o.device},   {"backend", backend},    {"iterations", o.iterations},
                       {"median_s", median},   {"images_per_s", o.batch / median}, {"peak_rss_mb", peak_rss_mb()}};
+  // Device memory: the most the caching allocator handed out at once (model, data, activations,
+  // plan buffers and workspaces; not its cache or cuBLAS's workspace), like torch.cuda.max_memory_allocated.
+  double gpu_peak_mb = 0;
+  if (device.is_cuda()) {
+    gpu_peak_mb = double(cuda::memory_stats(device.index).peak_bytes_in_use) / (1024.0 * 1024.0);
+    r["gpu_peak_mb"] = gpu_peak_mb;
+    r["gpu"] = cuda_backend()->device_name(device.index);
+  }
   if (o.json) {
     std::cout << r.dump() << "\n";
   } else {
     std::cout << o.arch << " " << o.mode << " " << o.dtype << " batch " << o.batch << " " << o.size << "x" << o.size
               << " on " << backend << ": " << o.batch / median << " img/s (median of " << o.iterations
-              << "), peak RSS " << peak_rss_mb() << " MB\n";
+              << "), peak RSS " << peak_rss_mb() << " MB";
+    if (device.is_cuda()) std::cout << ", GPU peak " << gpu_peak_mb << " MB";
+    std::cout << "\n";
   }
   return 0;
 }
@@ -111,7 +125,9 @@ Command make_bench_command() {
     s->add_option("--mode", o->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}))->capture_default_str();
     s->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
     s->add_option("--size", o->size, "Image size (square)")->capture_default_str()->check(CLI::Range(32, 4096));
-    s->add_option("--dtype", o->dtype, "f32 or bf16 (inference)")->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+    s->add_option("--dtype", o->dtype, "f32, bf16 or f16 (inference; f16 on CUDA only)")
+        ->check(CLI::IsMember({"f32", "bf16", "f16"}))
+        ->capture_default_str();
     s->add_option("--threads", o->threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
     s->add_option("--iterations", o->iterations, "Timed iterations")->capture_default_str()->check(CLI::PositiveNumber);
     s->add_option("--warmup", o->warmup, "Untimed iterations first")->capture_default_str()->check(CLI::NonNegativeNumber);

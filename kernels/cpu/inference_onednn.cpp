@@ -10,6 +10,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "layers/buffer_plan.h"
 #include "layers/inference.h"
 #include "tensor/allocator.h"
 
@@ -349,33 +350,18 @@ class OnednnExecutor final : public InferenceExecutor {
       for (auto& [arg, v] : steps_[size_t(i)].args) touch(v, i);
     last[size_t(root(input_value_))] = int(steps_.size());   // the input stays readable
     last[size_t(root(output_value_))] = int(steps_.size());  // the result outlives run()
-    std::vector<size_t> size(size_t(n), 0);
-    for (int v = 0; v < n; ++v)
-      if (descs_[size_t(v)].get_size() > 0) size[size_t(root(v))] = std::max(size[size_t(root(v))], descs_[size_t(v)].get_size());
-
-    struct Buffer {
-      size_t bytes;
-      int free_after;  // step after which it can be reused
-    };
-    std::vector<Buffer> buffers;
-    std::vector<int> order;
-    for (int v = 0; v < n; ++v)
-      if (root(v) == v && first[size_t(v)] >= 0) order.push_back(v);
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return first[size_t(a)] < first[size_t(b)]; });
-    for (int v : order) {
-      int chosen = -1;
-      for (int b = 0; b < int(buffers.size()); ++b)  // best fit among dead buffers
-        if (buffers[size_t(b)].free_after < first[size_t(v)] && buffers[size_t(b)].bytes >= size[size_t(v)] &&
-            (chosen < 0 || buffers[size_t(b)].bytes < buffers[size_t(chosen)].bytes))
-          chosen = b;
-      if (chosen < 0) {
-        buffers.push_back({size[size_t(v)], -1});
-        chosen = int(buffers.size()) - 1;
-      }
-      buffers[size_t(chosen)].free_after = last[size_t(v)];
-      buffer_of_[size_t(v)] = chosen;
+    std::vector<BufferRequest> requests(static_cast<size_t>(n));
+    for (int v = 0; v < n; ++v) {
+      BufferRequest& r = requests[size_t(root(v))];
+      r.first = first[size_t(root(v))];
+      r.last = last[size_t(root(v))];
+      if (descs_[size_t(v)].get_size() > 0) r.bytes = std::max(r.bytes, descs_[size_t(v)].get_size());
     }
-    for (const Buffer& b : buffers) storage_.push_back(Tensor::empty(Shape{int64_t(std::max<size_t>(b.bytes, 1))}, DType::u8));
+    const BufferPlan plan = plan_buffers(requests);
+    for (int v = 0; v < n; ++v)
+      if (root(v) == v) buffer_of_[size_t(v)] = plan.buffer_of[size_t(v)];
+    for (size_t bytes : plan.buffer_bytes)
+      storage_.push_back(Tensor::empty(Shape{int64_t(std::max<size_t>(bytes, 1))}, DType::u8));
     for (Step& s : steps_) {
       s.bound = s.constants;
       for (auto& [arg, v] : s.args) s.bound[arg] = memory(desc(v), cpu_engine(), data_of(v));

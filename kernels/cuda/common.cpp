@@ -29,6 +29,23 @@ void expect_i64(const char* op, const Tensor& t, int64_t numel) {
   FSTM_CHECK(t.numel() == numel, op, ": expected ", numel, " elements, got ", t.describe());
 }
 
+FindWorkspace::FindWorkspace(size_t limit) {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+  bytes_ = free_bytes / 2 < limit ? free_bytes / 2 : limit;
+  while (bytes_ >= (size_t(1) << 20)) {
+    if (cudaMalloc(&ptr_, bytes_) == cudaSuccess) return;
+    (void)cudaGetLastError();
+    ptr_ = nullptr;
+    bytes_ /= 2;
+  }
+  bytes_ = 0;
+}
+
+FindWorkspace::~FindWorkspace() {
+  if (ptr_) (void)cudaFree(ptr_);
+}
+
 Tensor scratch_bytes(int device, size_t bytes) {
   return Tensor::empty(Shape{int64_t(bytes)}, DType::u8, Device::cuda(device));
 }

@@ -35,6 +35,32 @@ inline float* f32_or_null(Tensor& t) { return t.defined() ? t.data<float>() : nu
 // kernels that use it is safe (stream order).
 Tensor scratch_bytes(int device, size_t bytes);
 
+// A device buffer for a cuDNN algorithm search (cudnnFind*), as large as fits up to `limit` and half
+// the free memory, straight from cudaMalloc (a one-off; it must not stay in the caching allocator).
+// bytes() is 0 when nothing could be allocated (the search then runs without workspace).
+class FindWorkspace {
+ public:
+  explicit FindWorkspace(size_t limit = size_t(1) << 30);
+  ~FindWorkspace();
+  FindWorkspace(const FindWorkspace&) = delete;
+  FindWorkspace& operator=(const FindWorkspace&) = delete;
+  void* ptr() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// ---- max pooling (pool.cu) ------------------------------------------------------------------------
+struct PoolGeometry {
+  int64_t N, H, W, C, Ho, Wo;
+  int kh, kw, sh, sw, ph, pw;
+};
+// y [N, Ho, Wo, C] = max pooling of x [N, H, W, C]; elements of dtype t (f32, bf16 or f16) are
+// compared in f32 and the chosen one is copied (exact). The kernel of kernels::cuda::max_pool2d_forward.
+void max_pool_forward(DType t, const void* x, const PoolGeometry& g, void* y, cudaStream_t stream);
+
 // ---- helper kernels (reduce.cu) -------------------------------------------------------------------
 // Per-channel sums over the M rows of [M, C] matrices, in double, deterministic:
 //   s1[c] = sum_m (a[m,c] - ca[c])      s2[c] = sum_m (a[m,c] - ca[c]) * (b[m,c] - cb[c])

@@ -131,34 +131,6 @@ bool pick(const Perf* perf, int count, bool tf32, Algo& out) {
   return false;
 }
 
-// A device buffer for the algorithm search, as large as fits up to kFindWorkspaceLimit.
-class FindWorkspace {
- public:
-  FindWorkspace() {
-    size_t free_bytes = 0, total_bytes = 0;
-    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
-    bytes_ = free_bytes / 2 < kFindWorkspaceLimit ? free_bytes / 2 : kFindWorkspaceLimit;
-    while (bytes_ >= (size_t(1) << 20)) {
-      if (cudaMalloc(&ptr_, bytes_) == cudaSuccess) return;
-      (void)cudaGetLastError();
-      ptr_ = nullptr;
-      bytes_ /= 2;
-    }
-    bytes_ = 0;
-  }
-  ~FindWorkspace() {
-    if (ptr_) (void)cudaFree(ptr_);
-  }
-  FindWorkspace(const FindWorkspace&) = delete;
-  FindWorkspace& operator=(const FindWorkspace&) = delete;
-  void* ptr() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
 std::string shape_text(const Shape& x, const Shape& w, const Conv2dParams& p) {
   return detail::concat("x ", x.str(), " w ", w.str(), " stride ", p.stride_h, "x", p.stride_w, " pad ", p.pad_h, "x",
                         p.pad_w, " dilation ", p.dilation_h, "x", p.dilation_w, " groups ", p.groups);
@@ -182,7 +154,7 @@ Algo choose(ConvPlan& plan, Direction dir, cudnnHandle_t h, int device, const vo
   bool found = false;
   if (!capturing) {
     // A failed search (an unsupported configuration, no memory for it) falls back to heuristics.
-    FindWorkspace ws;
+    FindWorkspace ws(kFindWorkspaceLimit);
     int returned = 0;
     cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
     if (dir == kForward) {

@@ -3,6 +3,9 @@
 // Max pooling picks the first maximum in window order, like the reference and PyTorch. Its
 // backward is a gather: each input element sums dy over the windows whose recomputed argmax it is,
 // in the same (oh, ow) order as the reference, so no atomics, deterministic, and equal to the CPU.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/pool.h"
@@ -11,14 +14,11 @@ namespace fstm::kernels::cuda {
 
 namespace {
 
-struct PoolGeometry {
-  int64_t N, H, W, C, Ho, Wo;
-  int kh, kw, sh, sw, ph, pw;
-};
-
 // Index ih * W + iw of the first maximum of window (oh, ow) for channel c of image n (x points at
-// image n); -1 when the window holds only padding. Same comparison as the reference.
-__device__ int64_t window_argmax(const float* x, const PoolGeometry& g, int64_t oh, int64_t ow, int64_t c) {
+// image n); -1 when the window holds only padding. Same comparison as the reference, in f32 for
+// every element type T (float, __nv_bfloat16, __half).
+template <typename T>
+__device__ int64_t window_argmax(const T* x, const PoolGeometry& g, int64_t oh, int64_t ow, int64_t c) {
   float best = -INFINITY;
   int64_t best_index = -1;
   for (int i = 0; i < g.kh; ++i) {
@@ -27,7 +27,7 @@ __device__ int64_t window_argmax(const float* x, const PoolGeometry& g, int64_t 
     for (int j = 0; j < g.kw; ++j) {
       const int64_t iw = ow * g.sw - g.pw + j;
       if (iw < 0 || iw >= g.W) continue;
-      const float v = x[(ih * g.W + iw) * g.C + c];
+      const float v = static_cast<float>(x[(ih * g.W + iw) * g.C + c]);
       if (v > best || best_index < 0) {
         best = v;
         best_index = ih * g.W + iw;
@@ -38,7 +38,8 @@ __device__ int64_t window_argmax(const float* x, const PoolGeometry& g, int64_t 
 }
 
 // One thread per output element (n, oh, ow, c), c fastest.
-__global__ void max_pool_forward_kernel(const float* x, PoolGeometry g, float* y) {
+template <typename T>
+__global__ void max_pool_forward_kernel(const T* x, PoolGeometry g, T* y) {
   const int64_t total = g.N * g.Ho * g.Wo * g.C;
   FSTM_GRID_STRIDE(i, total) {
     const int64_t c = i % g.C;
@@ -47,9 +48,9 @@ __global__ void max_pool_forward_kernel(const float* x, PoolGeometry g, float* y
     t /= g.Wo;
     const int64_t oh = t % g.Ho;
     const int64_t n = t / g.Ho;
-    const float* xn = x + n * g.H * g.W * g.C;
+    const T* xn = x + n * g.H * g.W * g.C;
     const int64_t best = window_argmax(xn, g, oh, ow, c);
-    y[i] = best >= 0 ? xn[best * g.C + c] : -INFINITY;
+    y[i] = best >= 0 ? xn[best * g.C + c] : T(-INFINITY);
   }
 }
 
@@ -95,14 +96,32 @@ PoolGeometry geometry(const char* op, const Tensor& x, const Shape& y, const Poo
 
 }  // namespace
 
+void max_pool_forward(DType t, const void* x, const PoolGeometry& g, void* y, cudaStream_t stream) {
+  const int64_t total = g.N * g.Ho * g.Wo * g.C;
+  if (total == 0) return;
+  switch (t) {
+    case DType::f32:
+      max_pool_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const float*>(x), g,
+                                                                          static_cast<float*>(y));
+      break;
+    case DType::bf16:
+      max_pool_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), g,
+                                                                          static_cast<__nv_bfloat16*>(y));
+      break;
+    case DType::f16:
+      max_pool_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(static_cast<const __half*>(x), g,
+                                                                          static_cast<__half*>(y));
+      break;
+    default: throw Error(detail::concat("max_pool2d on CUDA: ", dtype_name(t), " is not f32, bf16 or f16"));
+  }
+  FSTM_CUDA_CHECK_LAUNCH("max_pool_forward_kernel");
+}
+
 void max_pool2d_forward(const Tensor& x, const Pool2dParams& p, Tensor& y) {
   OnDevice on("max_pool2d_forward", {&x, &y});
   const PoolGeometry g = geometry("max_pool2d_forward", x, y.shape(), p);
   expect_f32("max_pool2d_forward", y);
-  const int64_t total = y.numel();
-  if (total == 0) return;
-  max_pool_forward_kernel<<<grid_for(total), kThreads, 0, on.stream>>>(x.data<float>(), g, y.data<float>());
-  FSTM_CUDA_CHECK_LAUNCH("max_pool_forward_kernel");
+  max_pool_forward(DType::f32, x.data<float>(), g, y.data<float>(), on.stream);
 }
 
 void max_pool2d_backward(const Tensor& dy, const Tensor& x, const Pool2dParams& p, Tensor& dx) {
