@@ -210,7 +210,7 @@ TEST_F(Trainer, DetTrainsValidatesAndEvaluatesPerMethodAndPerturbation) {
     EXPECT_FALSE(std::isnan(row.video_auc));
   }
   const std::string table = rep.table();
-  for (const char* s : {"Deepfakes", "FaceSwap", "perturbation: blur:3", "vAUC", "EER"})
+  for (const char* s : {"Deepfakes", "FaceSwap", "perturbation: blur:3", "vAUC", "EER", "robustness, c23: frame AUC"})
     EXPECT_NE(table.find(s), std::string::npos) << s << "\n" << table;
   const nlohmann::json j = rep.to_json();
   EXPECT_EQ(j["rows"].size(), 6u);

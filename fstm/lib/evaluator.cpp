@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "autograd/autograd.h"
@@ -177,6 +178,12 @@ nlohmann::json number(double v) { return std::isnan(v) ? nlohmann::json(nullptr)
 }  // namespace
 
 std::string EvalReport::table() const {
+  auto rows_per_compression = [&](const std::string& compression) {
+    std::set<std::string> methods;
+    for (const EvalRow& r : rows)
+      if (r.compression == compression) methods.insert(r.method);
+    return methods.size();
+  };
   std::ostringstream s;
   s << "model " << model << ": " << model_description << "\n";
   s << "data  " << data << ", split " << (split.empty() ? "all" : split) << ", " << frames << " frames, " << backend
@@ -199,6 +206,42 @@ std::string EvalReport::table() const {
     s << line;
   }
   s << "(percentages; '-' where a class is missing)\n";
+
+  // Robustness summary as the paper's Table 7: frame AUC of every method together, per kind and
+  // severity, for each compression.
+  std::map<std::string, std::map<std::string, std::map<int, double>>> auc;  // compression -> kind -> severity
+  std::map<std::string, double> clean;
+  for (const EvalRow& r : rows) {
+    if (r.method != "all" && rows_per_compression(r.compression) > 1) continue;
+    const Perturbation p = parse_perturbation(r.perturbation);
+    if (p.kind == PerturbationKind::none) {
+      clean[r.compression] = r.frame.auc;
+    } else {
+      auc[r.compression][p.name().substr(0, p.name().find(':'))][p.severity] = r.frame.auc;
+    }
+  }
+  for (const auto& [compression, kinds] : auc) {
+    s << "\nrobustness, " << compression << ": frame AUC";
+    if (clean.count(compression)) s << " (clean " << percent(clean[compression]) << ")";
+    s << "\n";
+    std::snprintf(line, sizeof line, "%-12s %7s %7s %7s %7s %7s %7s\n", "perturbation", "1", "2", "3", "4", "5", "mean");
+    s << line;
+    for (const auto& [kind, by_severity] : kinds) {
+      std::snprintf(line, sizeof line, "%-12s", kind.c_str());
+      s << line;
+      double sum = 0;
+      int n = 0;
+      for (int level = 1; level <= 5; ++level) {
+        const auto it = by_severity.find(level);
+        const double v = it == by_severity.end() ? std::nan("") : it->second;
+        std::snprintf(line, sizeof line, " %7s", percent(v).c_str());
+        s << line;
+        if (!std::isnan(v)) sum += v, ++n;
+      }
+      std::snprintf(line, sizeof line, " %7s\n", n ? percent(sum / n).c_str() : "-");
+      s << line;
+    }
+  }
   return s.str();
 }
 
