@@ -7,7 +7,8 @@ oracle of the tests and the baseline of bench/bench_fst.py:
   det_head                        Sequential(Linear(2C, 2)) or Sequential(Linear(2C, H), ReLU, Linear(H, 2))
 
 forward(x) -> det logits of h([f_t^ir, f_s^ir]); losses() gives CE(det) + l_s CE(src) + l_t CE(tgt)
-+ l_int L_int, L_int = -mean_n min(I_n(y_n) - I_n(1 - y_n), clamp) (clamp 0: unbounded)."""
++ l_int L_int with the margin m_n = I_n(y_n) - I_n(1 - y_n) and L_int = mean softplus(-m) ("logistic",
+the default), -mean min(m, C) ("clamp:C") or -mean m ("none")."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -58,10 +59,13 @@ class FstModel(nn.Module):
     def forward(self, x):
         return self.forward_all(x)[0]
 
-    def losses(self, x, det, src, tgt, l_s=0.5, l_t=1.0, l_int=100.0, clamp=1.0):
+    def losses(self, x, det, src, tgt, l_s=0.5, l_t=1.0, l_int=100.0, bound="logistic"):
         d, s, t, inter = self.forward_all(x)
         margin = inter.gather(1, det[:, None])[:, 0] - inter.gather(1, (1 - det)[:, None])[:, 0]
-        if clamp > 0:
-            margin = margin.clamp(max=clamp)
-        l_inter = -margin.mean()
+        if bound == "logistic":
+            l_inter = F.softplus(-margin).mean()
+        elif bound.startswith("clamp:"):
+            l_inter = -margin.clamp(max=float(bound[6:])).mean()
+        else:
+            l_inter = -margin.mean()
         return F.cross_entropy(d, det) + l_s * F.cross_entropy(s, src) + l_t * F.cross_entropy(t, tgt) + l_int * l_inter

@@ -93,11 +93,20 @@ TEST(FstModel, InteractionLossMatchesItsDefinition) {
   // I = [[1, 3], [2, -1], [0.5, 0.5]], y = [1, 0, 1]: margins 2, 3, 0
   const Tensor I = Tensor::from_vector({1, 3, 2, -1, 0.5f, 0.5f}, Shape{3, 2});
   const Tensor y = Tensor::from_vector_i64({1, 0, 1}, Shape{3});
-  EXPECT_NEAR(interaction_loss(I, y).item(), -(2 + 3 + 0) / 3.0f, 1e-6f);
-  InteractionLossOptions clamp;
-  clamp.clamp = 1.0f;
-  EXPECT_NEAR(interaction_loss(I, y, clamp).item(), -(1 + 1 + 0) / 3.0f, 1e-6f);
+  EXPECT_NEAR(interaction_loss(I, y, parse_interaction_bound("none")).item(), -(2 + 3 + 0) / 3.0f, 1e-6f);
+  EXPECT_NEAR(interaction_loss(I, y, parse_interaction_bound("clamp:1")).item(), -(1 + 1 + 0) / 3.0f, 1e-6f);
+  EXPECT_NEAR(interaction_loss(I, y, parse_interaction_bound("clamp:2.5")).item(), -(2 + 2.5f + 0) / 3.0f, 1e-6f);
+  const auto softplus = [](double v) { return std::log1p(std::exp(v)); };
+  EXPECT_NEAR(interaction_loss(I, y).item(), (softplus(-2) + softplus(-3) + softplus(0)) / 3, 1e-6);  // logistic
+  // the linear head's interaction (0) gives 0 and log 2, with zero gradient either way
+  const Tensor zero = Tensor::zeros(Shape{3, 2});
+  EXPECT_EQ(interaction_loss(zero, y, parse_interaction_bound("none")).item(), 0.0f);
+  EXPECT_NEAR(interaction_loss(zero, y).item(), std::log(2.0f), 1e-6f);
   EXPECT_THROW(interaction_loss(I, Tensor::from_vector_i64({1, 2, 0}, Shape{3})), Error);
+  for (const char* bad : {"clamp", "clamp:0", "clamp:-1", "clamp:x", "softplus"})
+    EXPECT_THROW(parse_interaction_bound(bad), Error) << bad;
+  EXPECT_EQ(interaction_bound_name(parse_interaction_bound("clamp:0.5")), "clamp:0.5");
+  EXPECT_EQ(interaction_bound_name({}), "logistic");
 }
 
 TEST(FstModel, InteractionLossGradcheck) {
@@ -113,9 +122,8 @@ TEST(FstModel, InteractionLossGradcheck) {
     float* b = w0.bias.data<float>();
     for (int64_t i = 0; i < w0.bias.numel(); ++i) b[i] = (b[i] < 0 ? -0.02f : 0.02f) + b[i];
   }
-  for (float clamp : {0.0f, 0.05f}) {
-    InteractionLossOptions o;
-    o.clamp = clamp;
+  for (const char* bound : {"none", "clamp:0.05", "logistic"}) {
+    const InteractionLossOptions o = parse_interaction_bound(bound);
     std::vector<Tensor> inputs = {leaf(Shape{4, 512}, rng, 0.0f, 1.0f), leaf(Shape{4, 512}, rng, 0.0f, 1.0f),
                                   w0.weight, w0.bias, w2.weight, w2.bias};
     GradcheckOptions go;
@@ -123,7 +131,7 @@ TEST(FstModel, InteractionLossGradcheck) {
     go.max_elements = 24;
     const GradcheckResult r = gradcheck(
         [&](const std::vector<Tensor>& in) { return interaction_loss(m.interaction(in[0], in[1]), labels, o); }, inputs, go);
-    EXPECT_TRUE(r.ok) << "clamp " << clamp << ":\n" << r.report;
+    EXPECT_TRUE(r.ok) << bound << ":\n" << r.report;
     EXPECT_GT(r.checked, 60) << "skipped " << r.skipped_kinks;
   }
 }
@@ -229,7 +237,7 @@ TEST(FstLabels, RealAndBothFakesOfAPairReachTheBatchesAndTheLosses) {
   const float ce_s = ops::cross_entropy(o.source, Tensor::from_vector_i64(es, Shape{4})).item();
   const float ce_t = ops::cross_entropy(o.target, Tensor::from_vector_i64(et, Shape{4})).item();
   const float ce_d = ops::cross_entropy(o.det, Tensor::from_vector_i64(ed, Shape{4})).item();
-  const float l_int = interaction_loss(o.interaction, Tensor::from_vector_i64(ed, Shape{4})).item();
+  const float l_int = interaction_loss(o.interaction, Tensor::from_vector_i64(ed, Shape{4})).item();  // logistic
   EXPECT_NEAR(terms["source"], ce_s, 1e-5f);
   EXPECT_NEAR(terms["target"], ce_t, 1e-5f);
   EXPECT_NEAR(terms["det"], ce_d, 1e-5f);

@@ -149,7 +149,9 @@ Command make_train_command() {
     s->add_option("--l-src", o.l_src, "Weight of the source identity loss")->capture_default_str();
     s->add_option("--l-tgt", o.l_tgt, "Weight of the target identity loss")->capture_default_str();
     s->add_option("--l-int", o.l_int, "Weight of the interaction loss (Eq. 5)")->capture_default_str();
-    s->add_option("--int-clamp", o.int_clamp, "Clamp of the per-sample interaction margin (0: unbounded, Eq. 5)")
+    s->add_option("--int-bound", o.int_bound,
+                  "Interaction loss: logistic (softplus of the margin), clamp:C (margin capped at C), or none "
+                  "(Eq. 5 as written, unbounded)")
         ->capture_default_str();
     s->add_option("--fst-head", o.fst_head, "Real/fake head: mlp, or linear (the released code; its interaction is 0)")
         ->check(CLI::IsMember({"mlp", "linear"}))

@@ -1,5 +1,8 @@
 #include "fstm/lib/fst_model.h"
 
+#include <cmath>
+#include <sstream>
+
 #include "autograd/ops.h"
 
 namespace fstm {
@@ -99,19 +102,57 @@ Tensor FstModel::interaction(const Tensor& s, const Tensor& t) {
   return ops::add(ops::sub(ops::sub(h_st, h_0t), h_s0), h_00);
 }
 
+InteractionLossOptions parse_interaction_bound(const std::string& text) {
+  InteractionLossOptions o;
+  if (text == "none") {
+    o.bound = InteractionBound::none;
+  } else if (text == "logistic") {
+    o.bound = InteractionBound::logistic;
+  } else if (text.rfind("clamp:", 0) == 0) {
+    o.bound = InteractionBound::clamp;
+    const std::string value = text.substr(6);
+    try {
+      size_t used = 0;
+      o.clamp = std::stof(value, &used);
+      FSTM_CHECK(used == value.size(), "");
+    } catch (const std::exception&) {
+      throw Error("interaction bound '" + text + "': '" + value + "' is not a number");
+    }
+    FSTM_CHECK(o.clamp > 0 && std::isfinite(o.clamp), "interaction bound '", text, "': the clamp must be > 0");
+  } else {
+    throw Error("unknown interaction bound '" + text + "' (none, logistic, or clamp:C with C > 0)");
+  }
+  return o;
+}
+
+std::string interaction_bound_name(const InteractionLossOptions& o) {
+  switch (o.bound) {
+    case InteractionBound::none: return "none";
+    case InteractionBound::logistic: return "logistic";
+    case InteractionBound::clamp: {
+      std::ostringstream s;
+      s << "clamp:" << o.clamp;
+      return s.str();
+    }
+  }
+  return "?";
+}
+
 Tensor interaction_loss(const Tensor& interaction, const Tensor& det_labels, const InteractionLossOptions& options) {
   FSTM_CHECK(interaction.dim() == 2 && interaction.size(1) == 2, "interaction loss: expected [N, 2] logits, got ",
              interaction.describe());
-  FSTM_CHECK(options.clamp >= 0.0f, "interaction loss: the clamp must be >= 0 (0: unbounded), got ", options.clamp);
   std::vector<int64_t> other = det_labels.to_vector_i64();
   for (int64_t& y : other) {
     FSTM_CHECK(y == 0 || y == 1, "interaction loss: det label ", y, " is not 0 or 1");
     y = 1 - y;
   }
+  // softplus(-m) = -log_softmax(I)(y) for two classes
+  if (options.bound == InteractionBound::logistic) return ops::cross_entropy(interaction, det_labels);
   const Tensor other_labels = Tensor::from_vector_i64(other, det_labels.shape(), det_labels.device());
   // m_n = I_n(y_n) - I_n(1 - y_n)  [N]
   Tensor margin = ops::sub(ops::gather_rows(interaction, det_labels), ops::gather_rows(interaction, other_labels));
-  if (options.clamp > 0.0f) {
+  if (options.bound == InteractionBound::clamp) {
+    FSTM_CHECK(options.clamp > 0.0f, "interaction loss: the clamp must be > 0, got ", options.clamp);
     // min(m, c) = c - relu(c - m)
     margin = ops::affine(ops::relu(ops::affine(margin, -1.0f, options.clamp)), -1.0f, options.clamp);
   }

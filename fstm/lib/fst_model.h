@@ -94,12 +94,28 @@ class FstModel : public ImageClassifier {
 };
 
 // How the interaction loss of Eq. 5 is taken from the interaction logits I [N, 2] and the det
-// labels y [N]: with the per-sample ground-truth margin m_n = I_n(y_n) - I_n(1 - y_n),
-//   clamp == 0: L_int = -mean_n m_n                      (Eq. 5; unbounded below with an mlp head)
-//   clamp  > 0: L_int = -mean_n min(m_n, clamp)          (a hinge: no gradient once m_n >= clamp)
+// labels y [N], with the per-sample ground-truth margin m_n = I_n(y_n) - I_n(1 - y_n):
+//   none      L_int = -mean_n m_n                   Eq. 5 as written. Unbounded below with an mlp
+//                                                   head: h can grow m without limit, and with
+//                                                   l_int = 100 the term swamps the others.
+//   clamp:C   L_int = -mean_n min(m_n, C)           a hinge: Eq. 5 up to a margin of C logits, no
+//                                                   gradient beyond
+//   logistic  L_int = mean_n softplus(-m_n)         = CE(I, y): the interaction read as logits of
+//             = -mean_n log_softmax(I_n)(y_n)       the ground-truth class (the default). Bounded
+//                                                   below by 0, no extra hyperparameter, its
+//                                                   gradient fades as the margin grows.
+// With the released code's linear head I = 0, so every form has zero gradient: none gives
+// L_int = 0, logistic the constant log 2.
+enum class InteractionBound { none, clamp, logistic };
+
 struct InteractionLossOptions {
-  float clamp = 0.0f;
+  InteractionBound bound = InteractionBound::logistic;
+  float clamp = 1.0f;  // C of the clamp form
 };
+// "none", "logistic", "clamp:C" (C > 0); throws naming the choices.
+InteractionLossOptions parse_interaction_bound(const std::string& text);
+std::string interaction_bound_name(const InteractionLossOptions& options);
+
 Tensor interaction_loss(const Tensor& interaction, const Tensor& det_labels, const InteractionLossOptions& options = {});
 
 }  // namespace fstm

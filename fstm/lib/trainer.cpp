@@ -28,7 +28,7 @@ namespace fstm {
   X(model) X(arch) X(data) X(out) X(init) X(train_split) X(val_split) X(methods) X(compressions) X(size)         \
   X(balance) X(augment) X(photometric) X(jitter) X(flip) X(workers) X(optimizer) X(lr) X(weight_decay)          \
   X(momentum) X(nesterov) X(schedule) X(warmup_epochs) X(step_epochs) X(gamma) X(min_lr) X(batch) X(epochs)     \
-  X(val_batch) X(l_src) X(l_tgt) X(l_int) X(int_clamp) X(fst_head) X(fst_hidden) X(seed) X(threads) X(device)  \
+  X(val_batch) X(l_src) X(l_tgt) X(l_int) X(int_bound) X(fst_head) X(fst_hidden) X(seed) X(threads) X(device)  \
   X(max_steps) X(checkpoint_every)
 
 nlohmann::json train_options_json(const TrainOptions& o) {
@@ -166,8 +166,8 @@ class Trainer {
     FSTM_CHECK(!o_.out.empty(), "give a run directory: --out DIR");
     FSTM_CHECK(o_.epochs >= 1 && o_.batch >= 1 && o_.val_batch >= 1, "--epochs, --batch and --val-batch must be >= 1");
     FSTM_CHECK(o_.lr > 0 && std::isfinite(o_.lr), "--lr must be positive, got ", o_.lr);
-    FSTM_CHECK(o_.weight_decay >= 0 && o_.l_src >= 0 && o_.l_tgt >= 0 && o_.l_int >= 0 && o_.int_clamp >= 0,
-               "--weight-decay, --l-src, --l-tgt, --l-int and --int-clamp must be >= 0");
+    FSTM_CHECK(o_.weight_decay >= 0 && o_.l_src >= 0 && o_.l_tgt >= 0 && o_.l_int >= 0,
+               "--weight-decay, --l-src, --l-tgt and --l-int must be >= 0");
     FSTM_CHECK(o_.warmup_epochs >= 0 && o_.step_epochs > 0 && o_.gamma > 0, "--warmup-epochs >= 0, --step-epochs > 0 and --gamma > 0");
     FSTM_CHECK(o_.max_steps >= 0 && o_.checkpoint_every >= 0, "--max-steps and --checkpoint-every must be >= 0");
     if (o_.threads > 0) kernels::set_num_threads(o_.threads);
@@ -267,7 +267,7 @@ class Trainer {
     weights_.source = o_.l_src;
     weights_.target = o_.l_tgt;
     weights_.interaction = o_.l_int;
-    weights_.interaction_loss.clamp = o_.int_clamp;
+    weights_.interaction_loss = parse_interaction_bound(o_.int_bound);
 
     // validation frames
     if (!o_.val_split.empty()) {
@@ -278,7 +278,10 @@ class Trainer {
         const bool comp_ok = o_.compressions.empty() ||
                              std::find(o_.compressions.begin(), o_.compressions.end(),
                                        io::compression_name(v.compression)) != o_.compressions.end();
-        val_frames_ += v.split == o_.val_split && method_ok && comp_ok;
+        // an identity classifier can only be validated on identities its head knows
+        const int64_t label = type_ == ModelType::source ? v.source : v.target;
+        const bool label_ok = config_.detects() || (label >= 0 && label < config_.identities);
+        val_frames_ += v.split == o_.val_split && method_ok && comp_ok && label_ok;
       }
     }
 
@@ -300,7 +303,7 @@ class Trainer {
       << device_.str() << " (" << kernels::num_threads() << " threads)";
     if (type_ == ModelType::fst)
       s << "; loss = det + " << o_.l_src << " source + " << o_.l_tgt << " target + " << o_.l_int << " interaction"
-        << (o_.int_clamp > 0 ? " (margin clamped at " + std::to_string(o_.int_clamp) + ")" : " (unbounded)");
+        << " (" << interaction_bound_name(weights_.interaction_loss) << ")";
     log(s.str());
   }
 
@@ -382,6 +385,8 @@ class Trainer {
   void loop() {
     if (state_.epoch >= o_.epochs) {
       log("the run has already completed " + std::to_string(state_.epoch) + " epochs (raise --epochs to continue)");
+      result_.epochs_completed = state_.epoch;
+      result_.steps = state_.step;
       return;
     }
     for (int64_t e = state_.epoch; e < o_.epochs; ++e) {
@@ -432,7 +437,7 @@ class Trainer {
                                  b.epoch + 1, ", batch ", b.batch + 1, "); ",
                                  fs::exists(paths_.last) ? paths_.last + " keeps the last good state"
                                                          : std::string("no checkpoint was written yet"),
-                                 ". Lower --lr", type_ == ModelType::fst ? " or --l-int, or set --int-clamp" : "", "."));
+                                 ". Lower --lr", type_ == ModelType::fst ? " or --l-int, or bound the interaction loss (--int-bound)" : "", "."));
     }
     backward(L.total);
     optimizer_->step();

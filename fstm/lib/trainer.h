@@ -73,7 +73,7 @@ struct TrainOptions {
 
   // FST-Matching loss: CE(det) + l_src CE(source) + l_tgt CE(target) + l_int L_int
   float l_src = 0.5f, l_tgt = 1.0f, l_int = 100.0f;
-  float int_clamp = 1.0f;                  // per-sample clamp of the interaction margin; 0 = unbounded (Eq. 5)
+  std::string int_bound = "logistic";      // logistic | clamp:C | none (Eq. 5 unbounded); fst_model.h
   std::string fst_head = "mlp";            // mlp | linear (linear = the released code; its L_int is 0)
   int fst_hidden = 256;
 
