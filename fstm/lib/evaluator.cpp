@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <sstream>
@@ -265,6 +266,16 @@ nlohmann::json EvalReport::to_json() const {
 }
 
 EvalReport evaluate(const EvalOptions& o) {
+  if (o.threads > 0) kernels::set_num_threads(o.threads);
+  for (const std::string& p : o.perturbations) parse_perturbation(p);  // bad names fail before loading anything
+  LoadedModel m = load_model(o.model);
+  FSTM_CHECK(std::filesystem::exists(o.data), o.data, ": no such face index (write one with fstm extract)");
+  EvalReport r = evaluate(*m.net, m.config, io::FaceIndex::load(o.data), o);
+  r.model = m.source;
+  return r;
+}
+
+EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::FaceIndex& index, const EvalOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   if (o.threads > 0) kernels::set_num_threads(o.threads);
   const DType dtype = parse_dtype(o.dtype);
@@ -273,11 +284,8 @@ EvalReport evaluate(const EvalOptions& o) {
   for (const std::string& p : o.perturbations) perturbations.push_back(parse_perturbation(p));
   if (perturbations.empty()) perturbations.push_back({});
   for (const std::string& c : o.compressions) io::parse_compression(c);  // throws on a bad name
-
-  LoadedModel m = load_model(o.model);
-  FSTM_CHECK(m.config.detects(), m.source, " holds a ", model_type_name(m.config.type),
-             " encoder (an identity classifier); fstm eval scores real/fake detectors (det or fst checkpoints)");
-  const io::FaceIndex index = io::FaceIndex::load(o.data);
+  FSTM_CHECK(config.detects(), "a ", model_type_name(config.type),
+             " encoder is an identity classifier; fstm eval scores real/fake detectors (det or fst checkpoints)");
   FSTM_CHECK(!index.frames.empty(), o.data, ": the index has no frames");
 
   ScoreOptions so;
@@ -301,14 +309,14 @@ EvalReport evaluate(const EvalOptions& o) {
   so.seed = o.seed;
 
   EvalReport report;
-  report.model = m.source;
-  report.model_description = m.config.describe();
+  report.model = "(in memory)";
+  report.model_description = config.describe();
   report.data = o.data;
   report.split = o.split;
   for (const Perturbation& p : perturbations) {
     so.perturbation = p;
     so.progress_label = o.progress ? "eval " + p.name() : "";
-    const FrameScores scores = score_frames(*m.net, m.config, index, so);
+    const FrameScores scores = score_frames(net, config, index, so);
     report.frames = int64_t(scores.frames.size());
     report.bad_files = std::max(report.bad_files, scores.bad_files);
     report.backend = scores.backend;

@@ -84,5 +84,9 @@ struct EvalReport {
 // Throws naming the file when the index or checkpoint is missing or unusable, when the model is
 // not a detector, or when no frame matches the filters.
 EvalReport evaluate(const EvalOptions& options);
+// The same for a network in memory (options.model is not used; options.data only names the index
+// in the report). The network's train/eval mode is restored afterwards.
+EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::FaceIndex& index,
+                    const EvalOptions& options);
 
 }  // namespace fstm
