@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+import torchvision
 from PIL import Image
 
 import fst_testdata as D
@@ -188,6 +189,25 @@ def main():
                 checker.close(f"eval {pert} {method} {key}", torch.tensor([row[key]]), torch.tensor([value]), 1e-5)
             ok(f"eval {pert} {method} counts", row["real_frames"] == int(np.sum(y == 0)) and
                row["fake_frames"] == int(np.sum(y == 1)))
+
+    # ---- --init: torchvision weights into both encoders, the 1000-class head ignored ------------------
+    torch.manual_seed(4)
+    imagenet = torchvision.models.resnet18()  # stands in for the ImageNet weights (same names and shapes)
+    init = os.path.join(a.work, "resnet18_imagenet.safetensors")
+    T.save_safetensors(init, imagenet.state_dict())
+    init_run = os.path.join(a.work, "init_run")
+    subprocess.run(["rm", "-rf", init_run], check=True)
+    fstm(a, ["train", "--model", "fst", "--data", index, "--out", init_run, "--init", init, "--batch", 4,
+             "--lr", "1e-12", "--max-steps", 1, "--threads", 2, "--val-split", ""], env=env)
+    tensors = dict(T.st_helpers.read_spec(os.path.join(init_run, "last.safetensors"))[0])
+    for enc in ("source_encoder", "target_encoder"):
+        for name in ("conv1.weight", "layer3.1.conv2.weight", "layer4.0.downsample.0.weight"):
+            checker.close(f"--init {enc}.{name}", tensors[f"{enc}.{name}"], imagenet.state_dict()[name], 1e-6)
+        ok(f"--init leaves the {enc} identity head", tuple(tensors[f"{enc}.fc.weight"].shape) == (4, 512))
+    r = fstm(a, ["train", "--model", "det", "--arch", "resnet34", "--data", index, "--out",
+                 os.path.join(a.work, "init34"), "--init", init, "--batch", 4], expect=1, env=env)
+    ok("--init with weights of another architecture names the file", init in r.stderr and "layer1.2" in r.stderr,
+       r.stderr[-400:])
 
     # ---- bad input -----------------------------------------------------------------------------------
     missing = os.path.join(a.work, "nope.json")
