@@ -325,6 +325,23 @@ TEST_F(Trainer, BadInputGivesClearErrors) {
   msg = error_of([&] { load_model(spec); });
   EXPECT_NE(msg.find(root + "/src/last.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("layer1.2"), std::string::npos) << msg;  // resnet34 has 3 blocks in layer1
+  // a diverged checkpoint (NaN weights): a clear error instead of NaN metrics
+  {
+    ModelConfig c;
+    c.input_size = 32;
+    auto net = build_network(c, 1);
+    io::StateDict sd;
+    for (auto [name, t] : net->state_dict()) {
+      if (name == "fc.bias") t.fill_(std::nanf(""));
+      sd.add(name, t);
+    }
+    io::write_safetensors(root + "/nan.safetensors", sd, model_metadata(c));
+    EvalOptions bad = e;
+    bad.model.model = root + "/nan.safetensors";
+    msg = error_of([&] { evaluate(bad); });
+    EXPECT_NE(msg.find("nan.safetensors: the model gives non-finite logits for 12 of 12 frames"), std::string::npos)
+        << msg;
+  }
   // eval: no frames in the split, a bad perturbation
   e.model.model = root + "/src/last.safetensors";
   e.perturbations = {"blur:9"};

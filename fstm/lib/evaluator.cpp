@@ -96,6 +96,9 @@ FrameScores score_frames(ImageClassifier& net, const ModelConfig& config, const 
     const float* l = logits.data<float>();
     const float* p = probs.data<float>();
     for (int64_t i = 0; i < n; ++i) {
+      bool finite = true;
+      for (int64_t k = 0; k < K; ++k) finite = finite && std::isfinite(l[i * K + k]);
+      out.non_finite += !finite;
       out.frames.push_back(b.frames[size_t(i)]);
       out.p_fake.push_back(K >= 2 ? double(p[i * K + 1]) : 0.0);
       out.predicted.push_back(int64_t(std::max_element(l + i * K, l + (i + 1) * K) - (l + i * K)));
@@ -270,9 +273,13 @@ EvalReport evaluate(const EvalOptions& o) {
   for (const std::string& p : o.perturbations) parse_perturbation(p);  // bad names fail before loading anything
   LoadedModel m = load_model(o.model);
   FSTM_CHECK(std::filesystem::exists(o.data), o.data, ": no such face index (write one with fstm extract)");
-  EvalReport r = evaluate(*m.net, m.config, io::FaceIndex::load(o.data), o);
-  r.model = m.source;
-  return r;
+  try {
+    EvalReport r = evaluate(*m.net, m.config, io::FaceIndex::load(o.data), o);
+    r.model = m.source;
+    return r;
+  } catch (const Error& e) {
+    throw Error(detail::concat(m.source, ": ", e.what()));
+  }
 }
 
 EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::FaceIndex& index, const EvalOptions& o) {
@@ -317,6 +324,8 @@ EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::F
     so.perturbation = p;
     so.progress_label = o.progress ? "eval " + p.name() : "";
     const FrameScores scores = score_frames(net, config, index, so);
+    FSTM_CHECK(scores.non_finite == 0, "the model gives non-finite logits for ", scores.non_finite, " of ",
+               scores.frames.size(), " frames (perturbation ", p.name(), "): its weights have diverged");
     report.frames = int64_t(scores.frames.size());
     report.bad_files = std::max(report.bad_files, scores.bad_files);
     report.backend = scores.backend;

@@ -37,6 +37,7 @@ struct FrameScores {
   std::vector<double> p_fake;      // softmax probability of class 1 (meaningful for 2-class models)
   std::vector<int64_t> predicted;  // argmax class
   int64_t bad_files = 0;           // unreadable PNGs (replaced by the loader and reported)
+  int64_t non_finite = 0;          // frames whose logits are NaN or infinite (a diverged model)
   std::string backend;             // the plan's executor
 };
 

@@ -507,6 +507,10 @@ class Trainer {
     so.workers = o_.workers;
     so.progress_label = o_.progress ? "validation" : "";
     const FrameScores scores = score_frames(*net_, config_, index_, so);
+    FSTM_CHECK(scores.non_finite == 0, "training diverged: after epoch ", m.epoch, " the model gives non-finite logits for ",
+               scores.non_finite, " of ", scores.frames.size(), " validation frames; ",
+               fs::exists(paths_.last) ? paths_.last + " keeps the last good state" : std::string("no checkpoint was written yet"),
+               ". Lower --lr", type_ == ModelType::fst ? " or --l-int, or bound the interaction loss (--int-bound)" : "", ".");
     std::vector<double> p;
     std::vector<int> y;
     int64_t right = 0, counted = 0;
