@@ -94,7 +94,8 @@ def main():
                    "seed": 3, "data": "overridden below"}, f)
     if os.path.exists(run):
         subprocess.run(["rm", "-rf", run], check=True)
-    cmd = [a.fstm, "train", "--config", cfg, "--data", index, "--out", run, "--checkpoint-every", "1", "--threads", "2"]
+    cmd = [a.fstm, "train", "--config", cfg, "--data", index, "--out", run, "--checkpoint-every", "1", "--threads", "2",
+           "--compression", "c23", "--no-flip"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     wait_for(os.path.join(run, "last.safetensors"), proc)
     proc.send_signal(signal.SIGINT)
@@ -103,7 +104,8 @@ def main():
     ok("SIGINT names the checkpoint and --resume", "last.safetensors" in err and "--resume" in err, err[-500:])
     saved = json.load(open(os.path.join(run, "config.json")))
     ok("config.json: --config values and flags", saved["batch"] == 4 and saved["data"] == index and
-       saved["model"] == "fst" and saved["l_int"] == 100.0, json.dumps(saved))
+       saved["model"] == "fst" and saved["l_int"] == 100.0 and saved["compressions"] == ["c23"] and
+       saved["flip"] is False and saved["int_bound"] == "logistic", json.dumps(saved))
 
     tensors, meta = T.st_helpers.read_spec(os.path.join(run, "last.safetensors"))[:2]
     tensors = dict(tensors)

@@ -39,16 +39,18 @@ nlohmann::json load_json(const std::string& path) {
   }
 }
 
-// The settings given explicitly on the command line, as JSON.
+// The settings given explicitly on the command line, as JSON. Every flag but these few names a
+// setting (its first long name with '_' for '-').
 nlohmann::json given_flags(CLI::App& sub, const TrainOptions& parsed) {
   const nlohmann::json all = train_options_json(parsed);
   nlohmann::json given = nlohmann::json::object();
   for (const CLI::Option* opt : sub.get_options()) {
-    if (opt->count() == 0) continue;
-    for (std::string key : opt->get_lnames()) {
-      std::replace(key.begin(), key.end(), '-', '_');
-      if (all.contains(key)) given[key] = all[key];
-    }
+    if (opt->get_lnames().empty()) continue;
+    std::string key = opt->get_lnames().front();
+    if (key == "help" || key == "config" || key == "resume" || key == "progress") continue;
+    std::replace(key.begin(), key.end(), '-', '_');
+    FSTM_CHECK(all.contains(key), "internal: the flag --", opt->get_lnames().front(), " has no setting '", key, "'");
+    if (opt->count() > 0) given[key] = all[key];
   }
   return given;
 }
@@ -120,7 +122,8 @@ Command make_train_command() {
     s->add_option("--train-split", o.train_split, "Split to train on ('all': every frame)")->capture_default_str();
     s->add_option("--val-split", o.val_split, "Split to validate on each epoch ('' for none)")->capture_default_str();
     s->add_option("--methods", o.methods, "Manipulation methods (comma-separated; reals always)")->delimiter(',');
-    s->add_option("--compression", o.compressions, "Compressions (comma-separated: raw,c23,c40)")->delimiter(',');
+    s->add_option("--compressions,--compression", o.compressions, "Compressions (comma-separated: raw,c23,c40)")
+        ->delimiter(',');
     s->add_option("--size", o.size, "Input side in pixels (0: the index's)")->check(CLI::Range(0, 4096));
     s->add_option("--balance", o.balance, "none or oversample (default: oversample for det/fst, none for encoders)")
         ->check(CLI::IsMember({"none", "oversample"}));
