@@ -218,6 +218,7 @@ struct DataLoader::State {
         }
       }
       prepare(img, index.frames[size_t(fi)], rng);
+      if (opt.transform) opt.transform(img, fi);
       image_into_batch(img, opt.norm, slot.images, i);
       const IndexVideo& v = index.videos[size_t(index.frames[size_t(fi)].video)];
       slot.frames[size_t(i)] = fi;

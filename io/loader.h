@@ -11,6 +11,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ struct LoaderOptions {
   int size = 0;             // output S (0: the index's size)
   Normalization norm;       // ImageNet mean/std by default
   Device device = Device::cpu();
+  // Applied to each 8-bit image after alignment and augmentation, before normalisation, with the
+  // frame's index in FaceIndex::frames (evaluation perturbations). Called from worker threads.
+  std::function<void(Image& image, int64_t frame)> transform;
 };
 
 struct Batch {

@@ -11,6 +11,7 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "fstm/cli/commands.h"
+#include "fstm/lib/models.h"
 #include "kernels/backend.h"
 #include "layers/classifier.h"
 #include "layers/inference.h"
@@ -23,6 +24,8 @@ namespace {
 
 struct BenchOptions {
   std::string arch = "resnet18", mode = "infer", dtype = "f32", device = "cpu";
+  std::string model = "classifier";  // classifier (--classes outputs), or fst (--classes identities)
+  std::string fst_head = "mlp";
   int batch = 64, size = 224, threads = 0, iterations = 5, warmup = 1, classes = 1000;
   bool json = false;
 };
@@ -40,7 +43,19 @@ int run_bench(const BenchOptions& o) {
   FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "--dtype must be f32, bf16 or f16");
   FSTM_CHECK(dtype != DType::f16 || device.is_cuda(), "--dtype f16 runs on CUDA only");
   FSTM_CHECK(o.batch >= 1 && o.size >= 32 && o.iterations >= 1, "--batch >= 1, --size >= 32, --iterations >= 1");
-  auto model = make_classifier(o.arch, o.classes, 1);
+  const bool fst = o.model == "fst";
+  std::unique_ptr<ImageClassifier> model;
+  if (fst) {
+    ModelConfig c;
+    c.type = ModelType::fst;
+    c.arch = o.arch;
+    c.identities = o.classes;
+    c.fst_head = parse_fst_head(o.fst_head);
+    model = build_network(c, 1);
+  } else {
+    FSTM_CHECK(o.model == "classifier", "--model must be classifier or fst, got '", o.model, "'");
+    model = make_classifier(o.arch, o.classes, 1);
+  }
   model->to(device);
   Rng rng(2);
   Tensor x = Tensor::empty(Shape{o.batch, o.size, o.size, 3});
@@ -62,20 +77,39 @@ int run_bench(const BenchOptions& o) {
   } else if (o.mode == "train") {
     FSTM_CHECK(dtype == DType::f32, "training runs in f32");
     model->train();
-    std::vector<int64_t> l(size_t(o.batch));
-    for (auto& v : l) v = int64_t(rng.below(uint64_t(o.classes)));
-    labels = Tensor::from_vector_i64(l, Shape{o.batch}, device);
-    SgdOptions so;
-    so.lr = 0.01f;
-    so.momentum = 0.9f;
-    optimizer = std::make_unique<SGD>(model->named_parameters(), so);
-    backend = std::string("eager ") + device.str() + (kernels::use_reference() ? " reference" : " fast");
-    step = [&] {
-      optimizer->zero_grad();
-      Tensor loss = ops::cross_entropy(model->forward(x), labels);
-      backward(loss);
-      optimizer->step();
+    auto random_labels = [&](int64_t k) {
+      std::vector<int64_t> l(size_t(o.batch));
+      for (auto& v : l) v = int64_t(rng.below(uint64_t(k)));
+      return Tensor::from_vector_i64(l, Shape{o.batch}, device);
     };
+    labels = random_labels(o.classes);
+    backend = std::string("eager ") + device.str() + (kernels::use_reference() ? " reference" : " fast");
+    if (fst) {
+      // the FST-Matching step as fstm train runs it: AdamW (the authors' lr and weight decay) on
+      // CE(det) + 0.5 CE(source) + CE(target) + 100 L_int
+      const Tensor det = random_labels(2), target = random_labels(o.classes);
+      AdamWOptions ao;
+      ao.lr = 1e-5f;
+      ao.weight_decay = 4e-3f;
+      optimizer = std::make_unique<AdamW>(model->named_parameters(), ao);
+      step = [&, det, target] {
+        optimizer->zero_grad();
+        const Losses L = compute_losses(*model, ModelType::fst, x, det, labels, target);
+        backward(L.total);
+        optimizer->step();
+      };
+    } else {
+      SgdOptions so;
+      so.lr = 0.01f;
+      so.momentum = 0.9f;
+      optimizer = std::make_unique<SGD>(model->named_parameters(), so);
+      step = [&] {
+        optimizer->zero_grad();
+        Tensor loss = ops::cross_entropy(model->forward(x), labels);
+        backward(loss);
+        optimizer->step();
+      };
+    }
   } else {
     throw Error("--mode must be infer or train, got '" + o.mode + "'");
   }
@@ -90,7 +124,7 @@ int run_bench(const BenchOptions& o) {
   }
   std::sort(seconds.begin(), seconds.end());
   const double median = seconds[seconds.size() / 2];
-  nlohmann::json r = {{"arch", o.arch},       {"mode", o.mode},        {"dtype", o.dtype},
+  nlohmann::json r = {{"arch", o.arch},       {"model", o.model},      {"mode", o.mode},        {"dtype", o.dtype},
                       {"batch", o.batch},     {"size", o.size},        {"threads", kernels::num_threads()},
                       {"device", o.device},   {"backend", backend},    {"iterations", o.iterations},
                       {"median_s", median},   {"images_per_s", o.batch / median}, {"peak_rss_mb", peak_rss_mb()}};
@@ -105,7 +139,7 @@ int run_bench(const BenchOptions& o) {
   if (o.json) {
     std::cout << r.dump() << "\n";
   } else {
-    std::cout << o.arch << " " << o.mode << " " << o.dtype << " batch " << o.batch << " " << o.size << "x" << o.size
+    std::cout << (fst ? "fst " : "") << o.arch << " " << o.mode << " " << o.dtype << " batch " << o.batch << " " << o.size << "x" << o.size
               << " on " << backend << ": " << o.batch / median << " img/s (median of " << o.iterations
               << "), peak RSS " << peak_rss_mb() << " MB";
     if (device.is_cuda()) std::cout << ", GPU peak " << gpu_peak_mb << " MB";
@@ -122,6 +156,10 @@ Command make_bench_command() {
   c.add = [o](CLI::App& app) {
     CLI::App* s = app.add_subcommand("bench", "Measure inference or training throughput and peak memory");
     s->add_option("--arch", o->arch, "Architecture")->capture_default_str();
+    s->add_option("--model", o->model, "classifier, or fst (the FST-Matching model; --classes identities)")
+        ->check(CLI::IsMember({"classifier", "fst"}))
+        ->capture_default_str();
+    s->add_option("--fst-head", o->fst_head, "fst: mlp or linear")->check(CLI::IsMember({"mlp", "linear"}))->capture_default_str();
     s->add_option("--mode", o->mode, "infer or train")->check(CLI::IsMember({"infer", "train"}))->capture_default_str();
     s->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
     s->add_option("--size", o->size, "Image size (square)")->capture_default_str()->check(CLI::Range(32, 4096));

@@ -10,6 +10,8 @@ std::vector<Command> all_commands() {
       make_extract_command(),
       make_compress_command(),
       make_subsets_command(),
+      make_train_command(),
+      make_eval_command(),
   };
 }
 

@@ -31,5 +31,7 @@ Command make_bench_command();    // cmd_bench.cpp
 Command make_extract_command();  // cmd_extract.cpp
 Command make_compress_command(); // cmd_extract.cpp
 Command make_subsets_command();  // cmd_extract.cpp
+Command make_train_command();    // cmd_train.cpp
+Command make_eval_command();     // cmd_eval.cpp
 
 }  // namespace fstm::cli

@@ -32,32 +32,38 @@ LoadedModel load_model(const ModelSpec& spec) {
   LoadedModel m;
   m.source = spec.model.empty() ? spec.weights : spec.model;
   const io::SafetensorsFile file = io::read_safetensors(m.source);
-  std::string arch = spec.arch;
-  int64_t classes = spec.num_classes;
+  ModelConfig& config = m.config;
   if (!spec.model.empty()) {
-    const io::ModelMetadata meta = io::parse_model_metadata(file.metadata, spec.model);
-    FSTM_CHECK(!meta.arch.empty() && meta.num_classes > 0, spec.model,
-               ": not an fstm checkpoint (its metadata has no arch/num_classes); use --arch/--num-classes/--weights");
-    arch = meta.arch;
-    FSTM_CHECK(classes == 0 || classes == meta.num_classes, spec.model, " has ", meta.num_classes,
-               " classes, --num-classes says ", classes);
-    classes = meta.num_classes;
-    if (meta.input_size > 0) m.input_size = int(meta.input_size);
-    if (meta.normalization) m.normalization = *meta.normalization;
+    config = model_config_from_metadata(file.metadata, spec.model);
+    FSTM_CHECK(spec.num_classes == 0 || spec.num_classes == config.num_classes(), spec.model, " has ",
+               config.num_classes(), " classes, --num-classes says ", spec.num_classes);
+    m.input_size = config.input_size;
+    m.normalization = config.normalization;
+  } else {
+    FSTM_CHECK(spec.num_classes > 0, "--num-classes is required with --weights");
+    config.arch = spec.arch;
+    config.type = spec.num_classes == 2 ? ModelType::det : ModelType::source;
+    config.identities = config.type == ModelType::det ? 0 : spec.num_classes;
   }
-  FSTM_CHECK(classes > 0, "--num-classes is required with --weights");
   if (spec.size > 0) m.input_size = spec.size;
   if (!spec.mean.empty()) m.normalization.mean = parse_triple(spec.mean, "--mean");
   if (!spec.std.empty()) m.normalization.std = parse_triple(spec.std, "--std");
   for (float s : m.normalization.std) FSTM_CHECK(s > 0, "--std values must be positive");
+  config.input_size = m.input_size;
+  config.normalization = m.normalization;
 
-  m.net = make_classifier(arch, classes, 0);
+  m.net = build_network(config, 0);
   io::StateDict targets;
   for (const auto& [name, t] : m.net->state_dict()) targets.add(name, t);
+  io::LoadOptions lo;
+  lo.ignore_prefixes = training_state_prefixes();
   try {
-    io::load_state_dict(file, targets);
+    io::load_state_dict(file, targets, lo);
   } catch (const Error& e) {
-    throw Error(detail::concat(e.what(), "\n(loading as ", arch, " with ", classes, " classes)"));
+    const std::string as = spec.model.empty()
+                               ? detail::concat(config.arch, " with ", config.num_classes(), " classes")
+                               : config.describe();
+    throw Error(detail::concat(e.what(), "\n(loading as ", as, ")"));
   }
   m.net->eval();
   m.net->to(Device::parse(spec.device));

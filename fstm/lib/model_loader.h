@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "fstm/lib/models.h"
 #include "io/image.h"
 #include "layers/classifier.h"
 
@@ -23,14 +24,16 @@ struct ModelSpec {
 };
 
 struct LoadedModel {
-  std::unique_ptr<ImageClassifier> net;  // in eval mode, on the requested device
+  std::unique_ptr<ImageClassifier> net;  // in eval mode, on the requested device; forward(x) = main logits
+  ModelConfig config;                    // which model (det, source, target, fst) and its settings
   int input_size = 224;
   io::Normalization normalization;
   std::string source;  // the file it came from, for messages
 };
 
 // Throws fstm::Error naming the file when it is missing, not a checkpoint, or does not fit the
-// architecture (missing/unexpected keys or shapes, all listed).
+// architecture (missing/unexpected keys or shapes, all listed). Training checkpoints
+// (DIR/last.safetensors) load too: their optimizer and trainer state is skipped.
 LoadedModel load_model(const ModelSpec& spec);
 
 // "0.485,0.456,0.406" -> {0.485, 0.456, 0.406}; throws naming the flag.
