@@ -26,5 +26,6 @@ struct Command {
 std::vector<Command> all_commands();
 
 Command make_info_command();
+Command make_synth_command();
 
 }  // namespace fstm::cli
