@@ -75,12 +75,6 @@ void SynthOptions::validate() const {
       FSTM_CHECK(methods[i] != methods[j], "synth: method ", synth_method_name(methods[i]), " listed twice");
 }
 
-std::string synth_frame_key(const std::string& video_relpath, int t) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d", t);
-  return video_relpath + "/" + buf;
-}
-
 // ---- the generator -----------------------------------------------------------------------------------
 
 namespace synth {
@@ -218,9 +212,17 @@ void parallel_for(int n, int threads, const std::function<void(int)>& task) {
   if (error) std::rethrow_exception(error);
 }
 
+// The authors' ldm.json key of frame t of a video (see synth.h):
+// ".../raw/videos/003_010.mp4" -> ".../raw/frames/003_010/frame_<t>".
+std::string ldm_key(const std::string& video_relpath, int t) {
+  std::string k = video_relpath.substr(0, video_relpath.size() - 4);  // drop ".mp4"
+  k.replace(k.rfind("/videos/"), 8, "/frames/");
+  return k + "/frame_" + std::to_string(t);
+}
+
 // One ldm.json entry per frame, gathered per video and written in a fixed order.
 struct LdmVideo {
-  std::vector<std::string> relpaths;  // one per compression
+  std::string relpath;  // the raw video
   int source = 0, target = 0, det = 0;
   std::vector<Landmarks68> frames;
 };
@@ -236,39 +238,35 @@ void append_number(std::string& out, float v) {
   out.append(s);
 }
 
-void write_ldm_json(const std::vector<LdmVideo>& videos, const std::string& path) {
-  std::string out = "{\n";
-  bool first = true;
-  for (const LdmVideo& v : videos)
-    for (const std::string& rel : v.relpaths)
-      for (size_t t = 0; t < v.frames.size(); ++t) {
-        if (!first) out += ",\n";
-        first = false;
-        out += '"';
-        out += synth_frame_key(rel, int(t));
-        out += "\": {\"landmark\": [";
-        for (int i = 0; i < 68; ++i) {
-          out += i ? ", [" : "[";
-          append_number(out, v.frames[t][i][0]);
-          out += ", ";
-          append_number(out, v.frames[t][i][1]);
-          out += "]";
-        }
-        out += "], \"source_label\": " + std::to_string(v.source) + ", \"target_label\": " + std::to_string(v.target) +
-               ", \"det_label\": " + std::to_string(v.det) + "}";
-      }
-  out += "\n}\n";
-  std::ofstream f(path, std::ios::binary);
-  FSTM_CHECK(f.good(), path, ": cannot create file");
-  f << out;
-  FSTM_CHECK(f.good(), path, ": write failed");
-}
-
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   FSTM_CHECK(f.good(), path, ": cannot create file");
   f << text;
   FSTM_CHECK(f.good(), path, ": write failed");
+}
+
+void write_ldm_json(const std::vector<LdmVideo>& videos, const std::string& path) {
+  std::string out = "{\n";
+  bool first = true;
+  for (const LdmVideo& v : videos)
+    for (size_t t = 0; t < v.frames.size(); ++t) {
+      if (!first) out += ",\n";
+      first = false;
+      out += '"';
+      out += ldm_key(v.relpath, int(t));
+      out += "\": {\"landmark\": [";
+      for (int i = 0; i < 68; ++i) {
+        out += i ? ", [" : "[";
+        append_number(out, v.frames[t][i][0]);
+        out += ", ";
+        append_number(out, v.frames[t][i][1]);
+        out += "]";
+      }
+      out += "], \"source_label\": \"" + id3(v.source) + "\", \"target_label\": \"" + id3(v.target) +
+             "\", \"det_label\": " + std::to_string(v.det) + "}";
+    }
+  out += "\n}\n";
+  write_text(path, out);
 }
 
 nlohmann::json pairs_json(const std::vector<std::array<int, 2>>& pairs) {
@@ -365,10 +363,8 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
       real_frames[i].push_back(std::move(f.image));
       l.frames.push_back(f.landmarks);
     }
-    for (Compression c : comps) {
-      encode_video(real_frames[i], options.fps, c, (out / real_path(c, i)).string());
-      l.relpaths.push_back(real_path(c, i));
-    }
+    for (Compression c : comps) encode_video(real_frames[i], options.fps, c, (out / real_path(c, i)).string());
+    l.relpath = real_path(Compression::raw, i);
     report(real_path(Compression::raw, i));
   });
 
@@ -389,10 +385,8 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
       masks.push_back(std::move(mask));
       l.frames.push_back(f.landmarks);
     }
-    for (Compression c : comps) {
-      encode_video(frames, options.fps, c, (out / fake_path(m, c, a, b)).string());
-      l.relpaths.push_back(fake_path(m, c, a, b));
-    }
+    for (Compression c : comps) encode_video(frames, options.fps, c, (out / fake_path(m, c, a, b)).string());
+    l.relpath = fake_path(m, Compression::raw, a, b);
     encode_video(masks, options.fps, Compression::raw, (out / mask_path(m, a, b)).string());
     report(fake_path(m, Compression::raw, a, b));
   });
@@ -428,8 +422,9 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
   meta["masks"] =
       "manipulated_sequences/<Method>/masks/videos/A_B.mp4: lossless (raw) video, grey 0-255 = weight of the "
       "manipulated content in each pixel; 0 = the source video's pixel, unchanged";
-  meta["ldm_key"] = "<video path relative to this folder>/<frame index, 4 digits>, e.g. " +
-                    synth_frame_key(real_path(Compression::raw, 0), 7);
+  meta["ldm_key"] = "raw video path with /videos/ -> /frames/, no .mp4, + /frame_<index>, e.g. " +
+                    ldm_key(fake_path(options.methods[0], Compression::raw, 3, 10), 7) +
+                    "; c23/c40 frames share the raw entries";
   meta["labels"] = "real NNN: det 0, source NNN, target NNN; fake A_B: det 1, source A (the video), target B (the donor)";
   write_text((out / "synth.json").string(), meta.dump(2) + "\n");
 

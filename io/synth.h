@@ -9,6 +9,12 @@
 //   manipulated_sequences/<Method>/masks/videos/A_B.mp4      (lossless grey mask video, 0-255)
 //   ldm.json, splits/{train,val,test}.json, synth.json
 //
+// ldm.json follows the authors' format and key scheme (as io::landmark_key reads it): one entry per
+// frame of every raw video, keyed by the video's path with "/videos/" -> "/frames/", without
+// ".mp4", plus "/frame_<k>", e.g. "manipulated_sequences/Deepfakes/raw/frames/003_010/frame_7":
+// {"landmark": [[x, y] x 68], "source_label": "003", "target_label": "010", "det_label": 1}.
+// The c23/c40 videos are pixel-aligned with raw and share its entries.
+//
 // Identity lives in face traits (head shape, skin, eyes, brows, nose, mouth, hair, marks). A fake
 // `A_B` keeps video A's background, head motion, lighting and (for swaps) expression, and carries
 // donor B's inner-face traits (face swaps) or B's expression (reenactment). Each method leaves its
@@ -107,8 +113,5 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
 // below, each fake's mask and its amplified difference from the source.
 Image synth_contact_sheet(const SynthOptions& options, int t = 0);
 
-// ldm.json key of frame t of a video: its path relative to the dataset root, '/', 4-digit index,
-// e.g. "manipulated_sequences/Deepfakes/raw/videos/003_010.mp4/0007".
-std::string synth_frame_key(const std::string& video_relpath, int t);
 
 }  // namespace fstm::io

@@ -152,7 +152,7 @@ View head_view(const Pose& pose) {
 // Inner face coordinates q map to head coordinates c + s (q - c) + d, with the turned-head shift.
 View inner_view(const Pose& pose, const InnerWarp& warp) {
   const View h = head_view(pose);
-  const float cx = 0, cy = 0.2f;  // centre of the inner face
+  const float cx = 0, cy = kInnerCentreY;
   const float tx = cx - warp.scale * cx + warp.dx + pose.yaw, ty = cy - warp.scale * cy + warp.dy;
   const Vec2 o = h.to_pixel(tx, ty);
   return {o.x, o.y, h.a * warp.scale, h.b * warp.scale};

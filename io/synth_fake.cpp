@@ -37,15 +37,29 @@ float superellipse(float u, float v, float cx, float cy, float rx, float ry, boo
   return std::sqrt(std::sqrt(x * x * x * x + y * y * y * y)) - 1;
 }
 
-// The inner-face region of a face in head coordinates: from above the brows to below the lower
-// lip, as wide as the outer eye corners plus a margin.
+// The inner-face region in head coordinates: from above the brows to below the lower lip, as wide
+// as the outer eye corners plus a margin. A swap's region holds both the source's inner face and
+// the donor's as the warp places it, so that the donor's features are not cut.
 struct FaceRegion {
   float cx, cy, rx, ry;
 };
-FaceRegion inner_region(const FaceTraits& t, float yaw) {
-  const float top = t.eye_y - t.brow_gap - 0.07f - t.brow_arch - t.brow_thickness;
-  const float bottom = std::min(t.face_bottom - 0.06f, t.mouth_y + t.lip_lower + 0.16f);
-  const float half = t.eye_spacing + t.eye_width + 0.1f;
+FaceRegion inner_region(const FaceTraits& source, const FaceTraits* donor, const InnerWarp& warp, float yaw) {
+  auto extent = [](const FaceTraits& t, float& top, float& bottom, float& half) {
+    top = t.eye_y - t.brow_gap - 0.07f - t.brow_arch - t.brow_thickness;
+    bottom = t.mouth_y + t.lip_lower + 0.16f;
+    half = t.eye_spacing + t.eye_width + 0.1f;
+  };
+  float top, bottom, half;
+  extent(source, top, bottom, half);
+  if (donor) {
+    float t2, b2, h2;
+    extent(*donor, t2, b2, h2);
+    auto place = [&](float y) { return kInnerCentreY + warp.scale * (y - kInnerCentreY) + warp.dy; };
+    top = std::min(top, place(t2));
+    bottom = std::max(bottom, place(b2));
+    half = std::max(half, warp.scale * h2 + std::abs(warp.dx));
+  }
+  bottom = std::min(bottom, source.face_bottom - 0.06f);
   return {yaw, 0.5f * (top + bottom), half, 0.5f * (bottom - top)};
 }
 
@@ -220,10 +234,10 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
 
   FaceRender spec = real;
   Alpha alpha;
-  const FaceRegion reg = inner_region(A, real.pose.yaw);
   const PixelRect frame{0, 0, S, S};
-  // Mask of the inner-face region: an ellipse, or a squarish superellipse.
+  // Mask of the inner-face region (spec is final): an ellipse, or a squarish superellipse.
   auto region_mask = [&](bool boxy, float feather) {
+    const FaceRegion reg = inner_region(A, spec.inner == &B ? &B : nullptr, spec.warp, real.pose.yaw);
     auto f = [&](float u, float v) { return superellipse(u, v, reg.cx, reg.cy, reg.rx, reg.ry, boxy); };
     const PixelRect box = pixel_bounds(hv, reg.cx - reg.rx, reg.cy - reg.ry, reg.cx + reg.rx, reg.cy + reg.ry, frame,
                                        int(feather) + 2);
@@ -245,15 +259,20 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
       const Lighting lb = scene_lighting(sb, t);
       spec.light.angle = lb.angle;
       spec.light.strength = lb.strength * 1.3f;
-      // The hull of A's landmarks (jaw 2-14, brows lifted), pulled in towards the face centre.
-      const Landmarks68 L = face_landmarks(real);
+      // The hull of A's jaw (points 2-14, pulled in towards the face centre) and of both faces'
+      // brows (lifted) and mouths: it holds the donor's features wherever they sit.
+      const Landmarks68 L = face_landmarks(real), LB = face_landmarks(spec);
       const Vec2 centre = hv.to_pixel(0, 0.1f);
       std::vector<Vec2> pts;
       const float lift = 0.12f * real.pose.scale;
       const Vec2 up{std::sin(real.pose.angle) * lift, -std::cos(real.pose.angle) * lift};
       for (int i = 2; i <= 14; ++i)
         pts.push_back({centre.x + 0.88f * (L[i][0] - centre.x), centre.y + 0.88f * (L[i][1] - centre.y)});
-      for (int i = 17; i <= 26; ++i) pts.push_back({L[i][0] + up.x, L[i][1] + up.y});
+      for (int i = 17; i <= 26; ++i) {
+        pts.push_back({L[i][0] + up.x, L[i][1] + up.y});
+        pts.push_back({LB[i][0] + up.x, LB[i][1] + up.y});
+      }
+      for (int i = 48; i <= 59; ++i) pts.push_back({LB[i][0] - 0.5f * up.x, LB[i][1] - 0.5f * up.y});
       const std::vector<Vec2> hull = convex_hull(pts);
       PixelRect box{S, S, 0, 0};
       for (const Vec2& p : hull) {

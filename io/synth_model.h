@@ -159,8 +159,9 @@ struct View {
   float pixels_per_unit() const { return std::sqrt(a * a + b * b); }
 };
 
-// Where the inner face sits on the head: a similarity about the inner-face centre (Deepfakes'
-// mis-scale); identity for real frames.
+// Where the inner face sits on the head: a similarity about the inner-face centre (0, 0.2)
+// (Deepfakes' mis-scale); identity for real frames.
+constexpr float kInnerCentreY = 0.2f;
 struct InnerWarp {
   float scale = 1, dx = 0, dy = 0;
 };
