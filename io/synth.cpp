@@ -316,7 +316,7 @@ void prepare_out_dir(const fs::path& out, bool replace) {
 }  // namespace
 
 SynthSummary write_synth_dataset(const SynthOptions& options, const std::string& out_dir, bool replace,
-                                 const std::function<void(const std::string&)>& progress) {
+                                 const SynthProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   options.validate();
   FSTM_CHECK(!options.methods.empty(), "synth: no manipulation methods selected");
@@ -349,7 +349,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     const int k = ++done;
     if (!progress) return;
     std::lock_guard<std::mutex> lock(progress_mutex);
-    progress("synth: [" + std::to_string(k) + "/" + std::to_string(total) + "] " + what);
+    progress(k, total, what);
   };
 
   // Real videos first: every fake needs its source video's frames.

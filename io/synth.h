@@ -105,9 +105,11 @@ struct SynthSummary {
 
 // Writes the whole dataset under out_dir (created if needed). Refuses a non-empty out_dir unless
 // `replace` is set, in which case it first removes only the entries the generator writes.
-// Progress lines go to `progress` (may be empty). Needs video encoding (io::video_supported()).
+// After each video, progress(done, total, video) is called (from one thread at a time; may be
+// empty). Needs video encoding (io::video_supported()).
+using SynthProgress = std::function<void(int done, int total, const std::string& video)>;
 SynthSummary write_synth_dataset(const SynthOptions& options, const std::string& out_dir, bool replace,
-                                 const std::function<void(const std::string&)>& progress = {});
+                                 const SynthProgress& progress = {});
 
 // One image for the documentation: the first test pair's source frame t, each method's fake and,
 // below, each fake's mask and its amplified difference from the source.

@@ -244,18 +244,22 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
     return face_mask(S, hv, A, hv, f, box, feather, 0.04f);
   };
   const Expression donor = scene_expression(sb, t);
+  // A swap: the donor's inner face, its skin colour-corrected towards the source's by `correction`,
+  // placed by a per-video warp (scale in [lo, hi], shift up to `shift` face units).
+  auto swap_in = [&](float correction, float lo, float hi, float shift) {
+    spec.inner = &B;
+    spec.skin = mix(B.skin, A.skin, correction);
+    spec.warp = {video_rng.uniform(lo, hi), video_rng.uniform(-shift, shift), video_rng.uniform(-shift, shift)};
+  };
 
   switch (method) {
     case SynthMethod::deepfakes: {
-      spec.inner = &B;
-      spec.skin = mix(B.skin, A.skin, 0.75f);
-      spec.warp = {video_rng.uniform(1.03f, 1.07f), video_rng.uniform(-0.03f, 0.03f), video_rng.uniform(-0.03f, 0.03f)};
+      swap_in(0.75f, 1.03f, 1.07f, 0.03f);
       alpha = region_mask(false, 2.0f);
       break;
     }
     case SynthMethod::faceswap: {
-      spec.inner = &B;
-      spec.skin = mix(B.skin, A.skin, 0.35f);
+      swap_in(0.35f, 1, 1, 0);
       const Lighting lb = scene_lighting(sb, t);
       spec.light.angle = lb.angle;
       spec.light.strength = lb.strength * 1.3f;
@@ -301,9 +305,7 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
       break;
     }
     case SynthMethod::faceshifter: {
-      spec.inner = &B;
-      spec.skin = mix(B.skin, A.skin, 0.9f);
-      spec.warp = {video_rng.uniform(0.99f, 1.02f), video_rng.uniform(-0.01f, 0.01f), video_rng.uniform(-0.01f, 0.01f)};
+      swap_in(0.9f, 0.99f, 1.02f, 0.01f);
       alpha = region_mask(false, 6.0f);
       break;
     }
@@ -349,9 +351,14 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
     }
     case SynthMethod::neural_textures: {
       soft_blur(c, 0.6f);
+      // The texture: a product of two sinusoids per channel, 2.4-4 px periods (per-video phases).
       float ph[3][2], kx[2], ky[2];
-      for (auto& p : ph) p[0] = video_rng.uniform(0.0f, 6.28f), p[1] = video_rng.uniform(0.0f, 6.28f);
-      for (int i = 0; i < 2; ++i) kx[i] = video_rng.uniform(1.6f, 2.6f), ky[i] = video_rng.uniform(1.6f, 2.6f);
+      for (auto& p : ph)
+        for (float& v : p) v = video_rng.uniform(0.0f, 6.28f);
+      for (int i = 0; i < 2; ++i) {
+        kx[i] = video_rng.uniform(1.6f, 2.6f);
+        ky[i] = video_rng.uniform(1.6f, 2.6f);
+      }
       const float amp = 0.04f, ppu = iv.pixels_per_unit(), my = A.mouth_y;
       for (int y = box.y0; y < box.y1; ++y)
         for (int x = box.x0; x < box.x1; ++x) {

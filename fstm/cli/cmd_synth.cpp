@@ -1,4 +1,5 @@
 // fstm synth: writes the synthetic FaceForensics++ (io/synth.h) to --out.
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -53,8 +54,12 @@ Command make_synth_command() {
       if (!flags->quiet) std::cerr << "synth: wrote " << flags->contact_sheet << "\n";
     }
     if (flags->out.empty()) return 0;
-    std::function<void(const std::string&)> progress;
-    if (!flags->quiet) progress = [](const std::string& line) { std::cerr << line << "\n"; };
+    io::SynthProgress progress;
+    if (!flags->quiet)  // about twenty lines per run
+      progress = [](int done, int total, const std::string& video) {
+        if (done == total || done % std::max(1, total / 20) == 0)
+          std::cerr << "synth: " << done << "/" << total << " videos (" << video << ")\n";
+      };
     const io::SynthSummary s = io::write_synth_dataset(o, flags->out, flags->force, progress);
     std::cerr << "synth: wrote " << s.real_videos << " real and " << s.fake_videos << " fake videos (" << s.files
               << " files, " << (s.bytes + 524288) / 1048576 << " MiB) to " << flags->out << " in " << s.seconds << " s\n";
