@@ -79,6 +79,16 @@ void SynthOptions::validate() const {
 
 namespace synth {
 
+World::World(SynthOptions o) : options(std::move(o)) {
+  options.validate();
+  for (int i = 0; i < options.identities; ++i) {
+    Rng id_rng(stream_seed(options.seed, Stream::identity, uint64_t(i)));
+    traits.push_back(sample_traits(id_rng));
+    Rng scene_rng(stream_seed(options.seed, Stream::scene, uint64_t(i)));
+    scenes.push_back(sample_scene(scene_rng, options.frames));
+  }
+}
+
 FaceRender World::real_render(int identity, int scene, int t) const {
   const SceneScript& s = scenes[scene];
   FaceRender r;
@@ -97,17 +107,7 @@ struct SynthGenerator::Impl {
   synth::World world;
 };
 
-SynthGenerator::SynthGenerator(SynthOptions options) : impl_(std::make_unique<Impl>()) {
-  options.validate();
-  synth::World& w = impl_->world;
-  w.options = std::move(options);
-  for (int i = 0; i < w.options.identities; ++i) {
-    Rng id_rng(synth::stream_seed(w.options.seed, synth::Stream::identity, uint64_t(i)));
-    w.traits.push_back(synth::sample_traits(id_rng));
-    Rng scene_rng(synth::stream_seed(w.options.seed, synth::Stream::scene, uint64_t(i)));
-    w.scenes.push_back(synth::sample_scene(scene_rng, w.options.frames));
-  }
-}
+SynthGenerator::SynthGenerator(SynthOptions options) : impl_(std::make_unique<Impl>(Impl{synth::World(std::move(options))})) {}
 
 SynthGenerator::~SynthGenerator() = default;
 SynthGenerator::SynthGenerator(SynthGenerator&&) noexcept = default;

@@ -263,14 +263,17 @@ float coverage(const View& view, float x, float y, F&& f, float feather = 1) {
 
 // ---- manipulations -------------------------------------------------------------------------------
 
-struct World;  // identities + scripts (synth.cpp)
-SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, const Image& source);
-
+// Every identity's traits and every video's script, drawn from the seed (synth.cpp).
 struct World {
   SynthOptions options;
   std::vector<FaceTraits> traits;
   std::vector<SceneScript> scenes;
+
+  explicit World(SynthOptions o);
+  // Identity `identity` filmed in the scene of video `scene` at frame t, as in a real video.
   FaceRender real_render(int identity, int scene, int t) const;
 };
+
+SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, const Image& source);
 
 }  // namespace fstm::io::synth
