@@ -6,7 +6,8 @@ independent decoder:
   - the FF++ layout, frame counts, sizes and pixel formats of raw/c23/c40 and mask videos;
   - decoded by ffmpeg, each raw fake equals its raw source video exactly where its mask video is 0
     and differs inside it; the masks cover the eyes and mouth of ldm.json's landmarks for swaps;
-  - splits, labels and the synth.json record.
+  - splits, labels and the synth.json record;
+  - when the build has `fstm extract`, it reads the tree with ldm.json and skips nothing.
 Exit 77 (skipped) when ffmpeg, ffprobe or numpy is missing.
 """
 import argparse
@@ -123,6 +124,17 @@ def main():
                     if m != "NeuralTextures":
                         for eye in (pts[36:42].mean(0).astype(int), pts[42:48].mean(0).astype(int)):
                             assert m0[t, eye[1], eye[0]] >= 200, (m, name, t, "eye outside the mask")
+
+    # The dataset reader (fstm extract, when this build has it) takes the tree and ldm.json as they are.
+    if "\n  extract" in subprocess.run([a.fstm, "--help"], capture_output=True, text=True).stdout:
+        faces = os.path.join(a.work, "faces")
+        r = subprocess.run([a.fstm, "extract", "--data", out, "--out", faces, "--frames", str(FRAMES), "--size", "32",
+                            "--landmarks", os.path.join(out, "ldm.json"), "--compression", "raw,c40"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        index = json.load(open(os.path.join(faces, "index.json")))
+        assert index["counts"]["skipped_frames"] == 0 and index["counts"]["skipped_videos"] == 0, index["counts"]
+        assert index["counts"]["frames"] == 2 * (IDS + 5 * IDS) * FRAMES, index["counts"]
 
     shutil.rmtree(os.path.join(out, "manipulated_sequences"))
     r = run(a.fstm, "--out", out, "--force", "--no-compress", "--methods", "FaceSwap", *small)
