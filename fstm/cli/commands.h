@@ -26,12 +26,13 @@ struct Command {
 std::vector<Command> all_commands();
 
 Command make_info_command();
-Command make_predict_command();  // cmd_predict.cpp
-Command make_bench_command();    // cmd_bench.cpp
+Command make_synth_command();    // cmd_synth.cpp
 Command make_extract_command();  // cmd_extract.cpp
 Command make_compress_command(); // cmd_extract.cpp
 Command make_subsets_command();  // cmd_extract.cpp
 Command make_train_command();    // cmd_train.cpp
 Command make_eval_command();     // cmd_eval.cpp
+Command make_predict_command();  // cmd_predict.cpp
+Command make_bench_command();    // cmd_bench.cpp
 
 }  // namespace fstm::cli
