@@ -2,6 +2,8 @@
 // layout writer (videos, masks, ldm.json, splits, synth.json) and the documentation contact sheet.
 #include "io/synth.h"
 
+#include "io/face.h"
+
 #include <algorithm>
 #include <atomic>
 #include <charconv>
@@ -212,14 +214,6 @@ void parallel_for(int n, int threads, const std::function<void(int)>& task) {
   if (error) std::rethrow_exception(error);
 }
 
-// The authors' ldm.json key of frame t of a video (see synth.h):
-// ".../raw/videos/003_010.mp4" -> ".../raw/frames/003_010/frame_<t>".
-std::string ldm_key(const std::string& video_relpath, int t) {
-  std::string k = video_relpath.substr(0, video_relpath.size() - 4);  // drop ".mp4"
-  k.replace(k.rfind("/videos/"), 8, "/frames/");
-  return k + "/frame_" + std::to_string(t);
-}
-
 // One ldm.json entry per frame, gathered per video and written in a fixed order.
 struct LdmVideo {
   std::string relpath;  // the raw video
@@ -253,7 +247,7 @@ void write_ldm_json(const std::vector<LdmVideo>& videos, const std::string& path
       if (!first) out += ",\n";
       first = false;
       out += '"';
-      out += ldm_key(v.relpath, int(t));
+      out += landmark_key(v.relpath, int64_t(t));
       out += "\": {\"landmark\": [";
       for (int i = 0; i < 68; ++i) {
         out += i ? ", [" : "[";
@@ -423,7 +417,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
       "manipulated_sequences/<Method>/masks/videos/A_B.mp4: lossless (raw) video, grey 0-255 = weight of the "
       "manipulated content in each pixel; 0 = the source video's pixel, unchanged";
   meta["ldm_key"] = "raw video path with /videos/ -> /frames/, no .mp4, + /frame_<index>, e.g. " +
-                    ldm_key(fake_path(options.methods[0], Compression::raw, 3, 10), 7) +
+                    landmark_key(fake_path(options.methods[0], Compression::raw, 3, 10), 7) +
                     "; c23/c40 frames share the raw entries";
   meta["labels"] = "real NNN: det 0, source NNN, target NNN; fake A_B: det 1, source A (the video), target B (the donor)";
   write_text((out / "synth.json").string(), meta.dump(2) + "\n");
