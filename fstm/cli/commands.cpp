@@ -6,6 +6,7 @@ std::vector<Command> all_commands() {
   return {
       make_info_command(),
       make_bench_command(),
+      make_explain_command(),
   };
 }
 

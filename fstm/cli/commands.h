@@ -27,5 +27,6 @@ std::vector<Command> all_commands();
 
 Command make_info_command();
 Command make_bench_command();
+Command make_explain_command();
 
 }  // namespace fstm::cli
