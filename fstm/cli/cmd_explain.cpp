@@ -265,8 +265,9 @@ Command make_explain_command() {
         ->check(CLI::IsMember({"zero", "mean", "blur"}))
         ->capture_default_str();
     s->add_option("--blur-sigma", o->blur_sigma, "Blur baseline sigma in pixels (default: one cell side)");
-    s->add_option("--sampler", o->sampler, "permutation (sweeps) or per-grid (the authors' sampler)")
-        ->check(CLI::IsMember({"permutation", "per-grid"}))
+    s->add_option("--sampler", o->sampler,
+                  "permutation (sweeps), per-grid (the authors' sampler) or exact (all coalitions, grid <= 4)")
+        ->check(CLI::IsMember({"permutation", "per-grid", "exact"}))
         ->capture_default_str();
     s->add_flag("--antithetic", o->antithetic, "Pair every sample with its reverse permutation");
     s->add_option("--seed", o->seed, "Random seed")->capture_default_str();

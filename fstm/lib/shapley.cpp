@@ -13,11 +13,17 @@ namespace fstm {
 ShapleySampler parse_shapley_sampler(std::string_view name) {
   if (name == "permutation") return ShapleySampler::Permutation;
   if (name == "per-grid") return ShapleySampler::PerGrid;
-  throw Error("unknown Shapley sampler '" + std::string(name) + "' (expected permutation or per-grid)");
+  if (name == "exact") return ShapleySampler::Exact;
+  throw Error("unknown Shapley sampler '" + std::string(name) + "' (expected permutation, per-grid or exact)");
 }
 
 const char* shapley_sampler_name(ShapleySampler s) {
-  return s == ShapleySampler::Permutation ? "permutation" : "per-grid";
+  switch (s) {
+    case ShapleySampler::Permutation: return "permutation";
+    case ShapleySampler::PerGrid: return "per-grid";
+    case ShapleySampler::Exact: return "exact";
+  }
+  return "?";
 }
 
 double ShapleyResult::efficiency_gap() const {
@@ -27,6 +33,7 @@ double ShapleyResult::efficiency_gap() const {
 }
 
 int64_t planned_evaluations(int players, const ShapleyOptions& o) {
+  if (o.sampler == ShapleySampler::Exact) return players <= 62 ? int64_t(1) << players : INT64_MAX;
   const int64_t per_sample = o.sampler == ShapleySampler::Permutation ? players - 1 : 2 * int64_t(players);
   return 2 + o.samples * per_sample;  // + the empty and the full coalition, once per map
 }
@@ -39,6 +46,8 @@ void check_shapley_options(const ShapleyOptions& o, int players) {
   FSTM_CHECK(o.until_instability >= 0 && std::isfinite(o.until_instability),
              "--until-instability must be a positive number, got ", o.until_instability);
   FSTM_CHECK(o.check_every >= 0 && o.min_samples >= 0, "check_every and min_samples must not be negative");
+  FSTM_CHECK(o.sampler != ShapleySampler::Exact || players <= 16, "exact Shapley values enumerate 2^", players,
+             " coalitions: use a grid of at most 4x4");
 }
 
 namespace {
@@ -256,6 +265,12 @@ class Estimator {
 }  // namespace
 
 ShapleyResult estimate_shapley(CoalitionValues& values, const ShapleyOptions& options, const ShapleyProgress& progress) {
+  if (options.sampler == ShapleySampler::Exact) {
+    check_shapley_options(options, values.players());
+    ShapleyResult r = exact_shapley(values, options.grid);
+    if (progress) progress(r.evaluations, r.evaluations);
+    return r;
+  }
   return Estimator(values, options, progress).run();
 }
 
@@ -296,10 +311,10 @@ ShapleyResult exact_shapley(CoalitionValues& values, int grid) {
   r.v_empty = v[0];
   r.v_full = v[size_t(coalitions - 1)];
   r.evaluations = coalitions;
-  r.forward_rows = coalitions;
   r.samples = 0;
-  r.instability = 0;
+  r.instability = kNaN;
   r.timing = values.timing();
+  r.forward_rows = r.timing.forward_rows > 0 ? r.timing.forward_rows : coalitions;
   r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return r;
 }

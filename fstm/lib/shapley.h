@@ -14,6 +14,8 @@
 //   PerGrid (the authors' code, kept as the baseline): for every grid g and every sample, a random
 //     coalition S of the other grids (the players before g in a random permutation, so S has the
 //     Shapley weighting) and two forwards, v(S + g) - v(S): 2 * L*L forwards per sample.
+//   Exact: every one of the 2^(L*L) coalitions, weighted |S|! (n - |S| - 1)! / n! (L <= 4); T is
+//     ignored. For tests against other implementations and for tiny grids.
 // Antithetic: samples come in pairs, the second the reverse of the first (PerGrid: every
 // coalition of the first replaced by its complement among the other grids).
 //
@@ -37,8 +39,8 @@
 
 namespace fstm {
 
-enum class ShapleySampler { Permutation, PerGrid };
-ShapleySampler parse_shapley_sampler(std::string_view name);  // "permutation", "per-grid"
+enum class ShapleySampler { Permutation, PerGrid, Exact };
+ShapleySampler parse_shapley_sampler(std::string_view name);  // "permutation", "per-grid", "exact"
 const char* shapley_sampler_name(ShapleySampler s);
 
 struct ShapleyOptions {
