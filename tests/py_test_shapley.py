@@ -24,16 +24,6 @@ MEAN, STD = [0.5, 0.45, 0.4], [0.25, 0.2, 0.22]
 SIZE, GRID, CLASSES = 50, 3, 3
 
 
-def randomize(model, gen):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
-
-
 def explain(a, model_path, image_path, *flags):
     cmd = [a.fstm, "explain", "--model", model_path, "--image", image_path, "--grid", str(GRID), "--json", *flags]
     print("+", " ".join(cmd), flush=True)
@@ -47,7 +37,7 @@ def main():
     a = T.args()
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=CLASSES)
-    randomize(model, torch.Generator().manual_seed(5))
+    T.randomize_batch_norm(model, torch.Generator().manual_seed(5))
     model.eval()
     model_path = os.path.join(a.work, "model.safetensors")
     T.save_safetensors(model_path, model.state_dict(), {

@@ -30,7 +30,7 @@ def cell_index(h, w, grid):
 
 def normalise(rgb_uint8, mean, std):
     """[H, W, 3] uint8 numpy -> [3, H, W] float32 tensor, (v / 255 - mean) / std as fstm does."""
-    x = torch.from_numpy(rgb_uint8).float() / 255.0
+    x = torch.from_numpy(rgb_uint8.copy()).float() / 255.0
     x = (x - torch.tensor(mean)) / torch.tensor(std)
     return x.permute(2, 0, 1).contiguous()
 
@@ -107,20 +107,18 @@ def exact(values, players):
 
 def per_grid(values, players, samples, seed=0):
     """The authors' sampler: for every grid g and every sample, a random coalition S of the other
-    grids (the players before g in a random permutation) and two forwards, v(S + g) - v(S)."""
+    grids (the players before g in a random permutation) and two forwards, v(S + g) - v(S). All
+    2 * samples * players coalitions go through the model in batches of values.batch."""
     gen = torch.Generator().manual_seed(seed)
-    phi = torch.zeros(players, dtype=torch.float64)
+    present = torch.zeros(players, samples, 2, players, dtype=torch.bool)
     for g in range(players):
-        present = torch.zeros(2 * samples, players, dtype=torch.bool)
         for t in range(samples):
             order = torch.randperm(players, generator=gen)
             before = order[:int(torch.nonzero(order == g)[0, 0])]
-            present[2 * t, before] = True
-            present[2 * t + 1, before] = True
-            present[2 * t + 1, g] = True
-        v = values(present)
-        phi[g] = (v[1::2] - v[0::2]).mean()
-    return phi
+            present[g, t, :, before] = True
+            present[g, t, 1, g] = True
+    v = values(present.view(-1, players)).view(players, samples, 2)
+    return (v[:, :, 1] - v[:, :, 0]).mean(1)
 
 
 def instability(a, b):
