@@ -11,7 +11,9 @@ statistics randomised) and the same image (scikit-image's astronaut photograph) 
      batching). A whole map (T = 100) takes tens of minutes per method on 2 cores, so the timed
      maps use --samples T (default 2) and the table scales them to T = 100: the work of every method
      is linear in T (same forward batches, same per-sample bookkeeping), so the scaling changes
-     no ratio. Times are of the attribution loop only (model loaded and compiled before).
+     no ratio. Times are of the attribution loop only (model loaded and compiled before). The
+     methods run in rounds (--repeats, default 3), one map each per round, so that the load of a
+     shared machine hits all alike; ratios are medians of per-round ratios.
   3. Masked-batch throughput: fstm explain's forwards per second (masking included) against
      `fstm bench` (plain batched inference of the same model, batch and dtype).
   4. Instability ||phi1 - phi2|| / ||phi1 + phi2|| of two independent maps at the same T
@@ -50,7 +52,7 @@ def parse():
     p.add_argument("--grid", type=int, default=16)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=1, help="timed maps per method (median)")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of timed maps, every method per round (median)")
     p.add_argument("--instability-samples", type=int, default=20)
     p.add_argument("--instability-size", type=int, default=64)
     p.add_argument("--instability-grid", type=int, default=8)
@@ -150,7 +152,7 @@ def run_captum_in_venv(a):
     if not ok:
         print(f"installing captum=={CAPTUM_VERSION} into {venv} ...", flush=True)
         subprocess.run([py, "-m", "pip", "install", "--quiet", f"captum=={CAPTUM_VERSION}"], check=True)
-    args = [py, os.path.abspath(__file__), "--in-captum-venv"] + [x for x in sys.argv[1:]]
+    args = [py, os.path.abspath(__file__), "--in-captum-venv"] + sys.argv[1:] + ["--repeats", "1"]
     p = subprocess.run(args, capture_output=True, text=True)
     if p.returncode:
         print(p.stderr)
@@ -190,70 +192,78 @@ def main():
     print(f"ResNet-18 (2 classes), {a.grid}x{a.grid} grid, {a.threads} threads, batch {a.batch}; "
           f"timed maps at T = {T}, scaled to T = 100 (x{scale:g})", flush=True)
 
-    # ---- 1 + 2: wall time per map at 224x224 ----------------------------------------------------
+    # ---- 1 + 2 + 3: rounds of every method, interleaved so that load changes hit all alike -------
     image224, rgb224 = images[(224, 0)]
-    runs = {}
-    for dtype in ("f32", "bf16"):
-        rs = [fstm_explain(a, image224, 224, T, dtype, seed=s) for s in range(a.repeats)]
-        runs[dtype] = {"seconds": statistics.median(r["seconds"] for r in rs),
-                       "process": statistics.median(r["process_seconds"] for r in rs), "last": rs[-1]}
     x = S.normalise(rgb224, MEAN, STD)
     cl_model = model.to(memory_format=torch.channels_last)
     with torch.no_grad():
         torch_logit = cl_model(x.unsqueeze(0).contiguous(memory_format=torch.channels_last))[0, 1].item()
-    authors_times = []
-    for s in range(a.repeats):
+    plain_batch = torch.randn(a.batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    t = {k: [] for k in ("f32", "bf16", "authors", "captum", "plain f32", "plain bf16", "torch plain")}
+    last = {}
+    captum_forwards = None
+    for rnd in range(a.repeats):
+        for dtype in ("f32", "bf16"):
+            r = fstm_explain(a, image224, 224, T, dtype, seed=rnd)
+            t[dtype].append(r["seconds"])
+            last[dtype] = r
         values = S.Values(cl_model, x, torch.zeros_like(x), a.grid, 1, batch=a.batch)
         t0 = time.perf_counter()
-        S.per_grid(values, L2, T, seed=s)
-        authors_times.append(time.perf_counter() - t0)
-    authors_forwards = values.forwards
-    captum = None if a.skip_captum else run_captum_in_venv(a)
+        S.per_grid(values, L2, T, seed=rnd)
+        t["authors"].append(time.perf_counter() - t0)
+        authors_forwards = values.forwards
+        if not a.skip_captum:
+            c = run_captum_in_venv(a)
+            if c:
+                t["captum"].append(c["seconds"])
+                captum_forwards = c["forwards"]
+        for dtype in ("f32", "bf16"):
+            t["plain " + dtype].append(fstm_plain(a, dtype))
+        with torch.no_grad():
+            cl_model(plain_batch)
+            t0 = time.perf_counter()
+            cl_model(plain_batch)
+            t["torch plain"].append(a.batch / (time.perf_counter() - t0))
 
-    ours = runs["f32"]["last"]["evaluations"]
-    print(f"\nsanity: v(full) fstm f32 {runs['f32']['last']['v_full']:.5f}, bf16 {runs['bf16']['last']['v_full']:.5f},"
+    def ratio(num, den):  # median over rounds of the ratio within a round
+        return statistics.median(n / d for n, d in zip(t[num], t[den]))
+
+    ours = last["f32"]["evaluations"]
+    print(f"\nsanity: v(full) fstm f32 {last['f32']['v_full']:.5f}, bf16 {last['bf16']['v_full']:.5f},"
           f" PyTorch logit {torch_logit:.5f}")
     print("\n1. Forward evaluations per map (L = %d, T = 100)" % a.grid)
     print(f"   fstm permutation sweeps : {2 + 100 * (L2 - 1):>7}  (measured at T = {T}: {ours})")
     print(f"   authors' per-grid       : {100 * 2 * L2:>7}  (measured at T = {T}: {authors_forwards})")
-    if captum:
-        print(f"   Captum                  : {100 * L2 + 1:>7}  (measured at T = {T}: {captum['forwards']})")
+    if captum_forwards:
+        print(f"   Captum                  : {100 * L2 + 1:>7}  (measured at T = {T}: {captum_forwards})")
     print(f"   fstm / authors          : {(2 + 100 * (L2 - 1)) / (100 * 2 * L2):.3f}   (target <= 0.5)")
 
-    authors = statistics.median(authors_times) * scale
-    f32 = runs["f32"]["seconds"] * scale
-    bf16 = runs["bf16"]["seconds"] * scale
-    print("\n2. Wall time per map, 224x224, T = 100 (scaled), seconds")
-    print(f"   authors' per-grid, PyTorch f32 channels-last : {authors:9.1f}")
-    if captum:
-        print(f"   Captum ShapleyValueSampling, PyTorch f32     : {captum['seconds'] * scale:9.1f}")
-    print(f"   fstm f32                                     : {f32:9.1f}   {authors / f32:5.2f}x faster than the"
-          f" authors' (target >= 3)" + (f", {captum['seconds'] * scale / f32:5.2f}x than Captum (target >= 1.5)"
-                                        if captum else ""))
-    print(f"   fstm bf16                                    : {bf16:9.1f}   {authors / bf16:5.2f}x faster than the"
-          f" authors' (target >= 15)")
-    print(f"   (fstm whole process at T = {T}, model load and plan compile included: f32 "
-          f"{runs['f32']['process']:.1f} s, bf16 {runs['bf16']['process']:.1f} s)")
+    med = {k: statistics.median(v) for k, v in t.items() if v}
+    print(f"\n2. Wall time per map, 224x224, T = 100 (scaled from T = {T}), seconds; median of {a.repeats} "
+          "round(s), speed-ups are medians of per-round ratios")
+    print(f"   authors' per-grid, PyTorch f32 channels-last : {med['authors'] * scale:9.1f}")
+    if t["captum"]:
+        print(f"   Captum ShapleyValueSampling, PyTorch f32     : {med['captum'] * scale:9.1f}")
+    print(f"   fstm f32                                     : {med['f32'] * scale:9.1f}   "
+          f"{ratio('authors', 'f32'):5.2f}x faster than the authors' (target >= 3)" +
+          (f", {ratio('captum', 'f32'):5.2f}x than Captum (target >= 1.5)" if t["captum"] else ""))
+    print(f"   fstm bf16                                    : {med['bf16'] * scale:9.1f}   "
+          f"{ratio('authors', 'bf16'):5.2f}x faster than the authors' (target >= 15)")
+    print(f"   per forward (plain batched inference, img/s): PyTorch f32 {med['torch plain']:.1f}, fstm f32 "
+          f"{med['plain f32']:.1f} ({ratio('plain f32', 'torch plain'):.2f}x), fstm bf16 {med['plain bf16']:.1f} "
+          f"({ratio('plain bf16', 'torch plain'):.2f}x); a map's speed-up over the authors' is about 2x that")
 
-    # ---- 3: masked-batch throughput ---------------------------------------------------------------
     print("\n3. Masked-batch throughput against plain batched inference (same plan: ResNet-18, batch "
           f"{a.batch}, 224x224)")
-    batch = torch.randn(a.batch, 3, 224, 224).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        cl_model(batch)
-        t0 = time.perf_counter()
-        for _ in range(2):
-            cl_model(batch)
-    print(f"   (PyTorch f32 channels-last, same batch, for scale: {2 * a.batch / (time.perf_counter() - t0):.1f} img/s)")
     for dtype in ("f32", "bf16"):
-        r = runs[dtype]["last"]
-        masked = r["evaluations"] / r["seconds"]
-        plain = fstm_plain(a, dtype)
+        r = last[dtype]
         inloop = r["timing"]["forward_s"] / r["seconds"]
+        masked = [ours / s for s in t[dtype]]
+        across = statistics.median(m / p for m, p in zip(masked, t["plain " + dtype]))
         print(f"   {dtype:4}: inside explain the plan's forwards take {100 * inloop:.1f}% of the loop (masking "
               f"{100 * r['timing']['mask_s'] / r['seconds']:.2f}%): masked-batch throughput = {inloop:.3f}x plain "
-              f"(target >= 0.9). Across processes: explain {masked:.1f} img/s, `fstm bench` {plain:.1f} img/s "
-              f"({masked / plain:.2f}x; machine load moves this one)")
+              f"(target >= 0.9). Across processes: explain {statistics.median(masked):.1f} img/s, `fstm bench` "
+              f"{med['plain ' + dtype]:.1f} img/s ({across:.2f}x; load changes move this one)")
 
     # ---- 4: instability ---------------------------------------------------------------------------
     size, Ti, Li = a.instability_size, a.instability_samples, a.instability_grid
