@@ -34,6 +34,19 @@ def load_safetensors(path):
     return dict(st_helpers.read_spec(path)[0])
 
 
+def randomize_batch_norm(model, gen):
+    """Random BatchNorm statistics and affine parameters (torch.Generator `gen`), so that eval mode
+    and BatchNorm folding are exercised by random-weight models."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.num_batches_tracked.fill_(7)
+
+
 def run(cmd, **kw):
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.run([str(c) for c in cmd], check=True, **kw)

@@ -20,17 +20,6 @@ TOL_GRAD = 1e-3
 TOL_STEPS = 1e-3
 
 
-def randomize(model, gen):
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.num_batches_tracked.fill_(7)
-
-
 def optimizer_losses(make, state, x, y, adamw, dtype=torch.float32):
     model = make().to(dtype)
     model.load_state_dict({k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()})
@@ -56,7 +45,7 @@ def check(arch, a, checker):
     classes = 10
     make = lambda: getattr(torchvision.models, arch)(num_classes=classes)
     model = make()
-    randomize(model, gen)
+    T.randomize_batch_norm(model, gen)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(4, 3, 64, 80, generator=gen)
     y = torch.tensor([3, 0, 9, 3])

@@ -13,6 +13,7 @@ std::vector<Command> all_commands() {
       make_eval_command(),
       make_predict_command(),
       make_bench_command(),
+      make_explain_command(),
   };
 }
 

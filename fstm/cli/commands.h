@@ -34,5 +34,6 @@ Command make_train_command();    // cmd_train.cpp
 Command make_eval_command();     // cmd_eval.cpp
 Command make_predict_command();  // cmd_predict.cpp
 Command make_bench_command();    // cmd_bench.cpp
+Command make_explain_command();  // cmd_explain.cpp
 
 }  // namespace fstm::cli

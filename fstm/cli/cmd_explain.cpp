@@ -1,0 +1,288 @@
+// fstm explain: the sampled Shapley map of one image for one class (fstm/lib/shapley.h), as a
+// JSON object, a heatmap overlay and the raw map.
+//
+//   fstm explain --model det.safetensors --image face.png --out maps/
+//   fstm explain --arch resnet18 --num-classes 2 --weights w.safetensors --image face.png
+//                --grid 16 --samples 100 --dtype bf16 --json
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "autograd/autograd.h"
+#include "fstm/cli/commands.h"
+#include "fstm/lib/heatmap.h"
+#include "fstm/lib/progress.h"
+#include "fstm/lib/shapley.h"
+#include "io/fs.h"
+#include "io/safetensors.h"
+#include "kernels/backend.h"
+#include "layers/classifier.h"
+
+namespace fstm::cli {
+
+namespace {
+
+struct ExplainOptions {
+  std::string model, arch, weights, image, out, mean, std;
+  int64_t num_classes = 0;
+  int size = 0;
+  bool resize = false;
+  int grid = 16;
+  int64_t samples = 100;
+  int64_t target = 0;
+  CLI::Option* target_flag = nullptr;  // --class; absent: the predicted class
+  std::string baseline = "zero", sampler = "permutation", dtype = "f32", device = "cpu";
+  float blur_sigma = 0;
+  bool antithetic = false;
+  uint64_t seed = 0;
+  double until_instability = 0;
+  int batch = 64, threads = 0;
+  bool json = false;
+};
+
+std::array<float, 3> parse_triplet(const std::string& text, const char* flag) {
+  std::array<float, 3> v{};
+  std::stringstream s(text);
+  std::string item;
+  int n = 0;
+  while (std::getline(s, item, ',')) {
+    FSTM_CHECK(n < 3, flag, " takes 3 comma-separated numbers, got '", text, "'");
+    try {
+      size_t used = 0;
+      v[size_t(n)] = std::stof(item, &used);
+      FSTM_CHECK(used == item.size(), "");
+    } catch (const std::exception&) {
+      throw Error(std::string(flag) + " takes 3 comma-separated numbers, got '" + text + "'");
+    }
+    ++n;
+  }
+  FSTM_CHECK(n == 3, flag, " takes 3 comma-separated numbers, got '", text, "'");
+  return v;
+}
+
+// What the model is and where its weights come from: --model FILE (fstm's checkpoint metadata) or
+// --arch/--num-classes/--weights.
+struct ModelSpec {
+  std::string arch, weights;
+  int64_t num_classes = 0;
+  int size = 224;
+  io::Normalization norm;
+};
+
+ModelSpec resolve_model(const ExplainOptions& o) {
+  ModelSpec m;
+  if (!o.model.empty()) {
+    const io::SafetensorsFile file = io::read_safetensors(o.model);
+    const io::ModelMetadata meta = io::parse_model_metadata(file.metadata, o.model);
+    FSTM_CHECK(!meta.arch.empty() && meta.num_classes > 0, o.model,
+               ": the checkpoint's metadata has no arch/num_classes; give --arch, --num-classes and --weights");
+    m.arch = meta.arch;
+    m.num_classes = meta.num_classes;
+    if (meta.input_size > 0) m.size = int(meta.input_size);
+    if (meta.normalization) m.norm = *meta.normalization;
+    m.weights = o.model;
+  } else {
+    FSTM_CHECK(!o.arch.empty() && o.num_classes > 0 && !o.weights.empty(),
+               "give the model: --model FILE, or --arch, --num-classes and --weights");
+    m.arch = o.arch;
+    m.num_classes = o.num_classes;
+    m.weights = o.weights;
+  }
+  if (o.size > 0) m.size = o.size;
+  if (!o.mean.empty()) m.norm.mean = parse_triplet(o.mean, "--mean");
+  if (!o.std.empty()) m.norm.std = parse_triplet(o.std, "--std");
+  for (float s : m.norm.std) FSTM_CHECK(s > 0, "--std values must be positive");
+  return m;
+}
+
+std::unique_ptr<ImageClassifier> load_model(const ModelSpec& m, Device device) {
+  auto model = make_classifier(m.arch, m.num_classes, 0);
+  io::StateDict targets;
+  for (auto& [name, t] : model->state_dict()) targets.add(name, t);
+  io::load_state_dict(io::read_safetensors(m.weights), targets);
+  model->eval();
+  model->to(device);
+  return model;
+}
+
+nlohmann::json grid_json(const std::vector<double>& phi, int L) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (int i = 0; i < L; ++i)
+    rows.push_back(std::vector<double>(phi.begin() + i * L, phi.begin() + (i + 1) * L));
+  return rows;
+}
+
+std::string csv_of(const std::vector<double>& phi, int L) {
+  std::ostringstream s;
+  s.precision(9);
+  for (int i = 0; i < L; ++i) {
+    for (int j = 0; j < L; ++j) s << (j ? "," : "") << phi[size_t(i * L + j)];
+    s << "\n";
+  }
+  return s.str();
+}
+
+int run_explain(const ExplainOptions& o) {
+  if (o.threads > 0) kernels::set_num_threads(o.threads);
+  ShapleyOptions so;
+  so.grid = o.grid;
+  so.samples = o.samples;
+  so.sampler = parse_shapley_sampler(o.sampler);
+  so.antithetic = o.antithetic;
+  so.seed = o.seed;
+  so.until_instability = o.until_instability;
+  so.baseline = parse_baseline(o.baseline);
+  so.blur_sigma = o.blur_sigma;
+  FSTM_CHECK(o.samples >= 1, "--samples must be at least 1, got ", o.samples);
+  FSTM_CHECK(o.grid >= 2, "--grid must be at least 2, got ", o.grid);
+  FSTM_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
+  const Device device = Device::parse(o.device);
+  const DType dtype = parse_dtype(o.dtype);
+  FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16");
+
+  const ModelSpec spec = resolve_model(o);
+  io::Image img = io::load_image(o.image);
+  if (img.width != spec.size || img.height != spec.size) {
+    FSTM_CHECK(o.resize, o.image, " is ", img.width, "x", img.height, " but the model takes ", spec.size, "x",
+               spec.size, " images (pass --resize to resize it)");
+    img = io::resize_bilinear(img, spec.size, spec.size);
+  }
+  FSTM_CHECK(int64_t(o.grid) * o.grid <= int64_t(img.width) * img.height && o.grid <= img.width &&
+                 o.grid <= img.height,
+             "a ", o.grid, "x", o.grid, " grid (", int64_t(o.grid) * o.grid, " players) does not fit a ", img.width,
+             "x", img.height, " image: each grid cell needs at least one pixel per side");
+  const GridGeometry geometry = GridGeometry::make(img.height, img.width, o.grid);
+  check_shapley_options(so, geometry.players());
+  const bool have_target = o.target_flag && o.target_flag->count() > 0;
+  FSTM_CHECK(!have_target || (o.target >= 0 && o.target < spec.num_classes), "--class ", o.target, " is out of range: the model has ", spec.num_classes,
+             " classes (0..", spec.num_classes - 1, ")");
+
+  auto model = load_model(spec, device);
+  const Tensor x = io::image_to_tensor(img, spec.norm);  // [1, S, S, 3]
+  std::vector<float> logits;
+  {
+    NoGradGuard no_grad;
+    logits = model->forward(x.to(device)).to_vector();
+  }
+  const int64_t predicted = int64_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  const int64_t target = have_target ? o.target : predicted;
+
+  const int64_t planned = planned_evaluations(geometry.players(), so);
+  const int64_t batch = std::min<int64_t>(o.batch, planned);
+  InferencePlan plan([&](const Tensor& in) { return model->forward(in); }, Shape{batch, img.height, img.width, 3},
+                     dtype, device);
+  ShapleyResult r;
+  {
+    ProgressBar bar("explain", planned, "forwards", progress_stream());
+    int64_t shown = 0;
+    r = explain_image(plan, x, target, so, [&](int64_t done, int64_t) {
+      bar.add(done - shown);
+      shown = done;
+    });
+  }
+
+  nlohmann::json curve = nlohmann::json::array();
+  for (const InstabilityPoint& p : r.curve) curve.push_back({p.samples, p.instability});
+  const nlohmann::json j = {
+      {"image", o.image},
+      {"arch", spec.arch},
+      {"class", target},
+      {"predicted_class", predicted},
+      {"logits", logits},
+      {"grid", o.grid},
+      {"samples", r.samples},
+      {"samples_requested", o.samples},
+      {"sampler", shapley_sampler_name(so.sampler)},
+      {"antithetic", o.antithetic},
+      {"baseline", o.baseline},
+      {"seed", o.seed},
+      {"dtype", o.dtype},
+      {"device", device.str()},
+      {"batch", batch},
+      {"backend", plan.backend()},
+      {"phi", grid_json(r.phi, o.grid)},
+      {"v_full", r.v_full},
+      {"v_empty", r.v_empty},
+      {"efficiency_gap", r.efficiency_gap()},
+      {"evaluations", r.evaluations},
+      {"forward_rows", r.forward_rows},
+      {"instability", r.instability},
+      {"instability_curve", curve},
+      {"stopped_early", r.stopped_early},
+      {"seconds", r.seconds},
+      {"timing",
+       {{"mask_s", r.timing.mask_seconds},
+        {"forward_s", r.timing.forward_seconds},
+        {"readback_s", r.timing.readback_seconds},
+        {"batches", r.timing.batches}}},
+  };
+
+  if (!o.out.empty()) {
+    io::ensure_dir(o.out);
+    const std::string stem = o.out + "/" + std::filesystem::path(o.image).stem().string();
+    io::write_file_atomic(stem + "_shapley.png", io::encode_png(heatmap_overlay(img, r.phi, geometry)));
+    io::write_file_atomic(stem + "_shapley_map.png", io::encode_png(heatmap_image(r.phi, geometry)));
+    io::write_file_atomic(stem + "_shapley.csv", csv_of(r.phi, o.grid));
+    io::write_file_atomic(stem + "_shapley.json", j.dump(1) + "\n");
+  }
+  if (o.json) {
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "class " << target << (have_target ? "" : " (predicted)") << ", " << o.grid << "x" << o.grid
+              << " grid, " << r.samples << " samples (" << shapley_sampler_name(so.sampler) << "): " << r.evaluations
+              << " forwards in " << ProgressBar::format_duration(r.seconds) << " on " << plan.backend() << "\n"
+              << "v(full) = " << r.v_full << ", v(empty) = " << r.v_empty << ", sum(phi) - (v(full) - v(empty)) = "
+              << r.efficiency_gap() << ", instability of the halves = " << r.instability << "\n";
+    if (!o.out.empty()) std::cout << "wrote " << o.out << "/*_shapley.{png,csv,json}\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_explain_command() {
+  auto o = std::make_shared<ExplainOptions>();
+  Command c;
+  c.add = [o](CLI::App& app) {
+    CLI::App* s = app.add_subcommand("explain", "Shapley map of one image: which grid cells drive a class's logit");
+    auto* model = s->add_option("--model", o->model, "fstm checkpoint (.safetensors with arch/num_classes metadata)");
+    auto* arch = s->add_option("--arch", o->arch, "Architecture (with --num-classes and --weights)");
+    auto* nc = s->add_option("--num-classes", o->num_classes, "Classes of the model's head");
+    auto* weights = s->add_option("--weights", o->weights, "Weights (.safetensors state dict)");
+    model->excludes(arch)->excludes(nc)->excludes(weights);
+    s->add_option("--size", o->size, "Input side in pixels (default: checkpoint metadata, else 224)");
+    s->add_option("--mean", o->mean, "Normalisation mean r,g,b (default: metadata, else ImageNet)");
+    s->add_option("--std", o->std, "Normalisation std r,g,b (default: metadata, else ImageNet)");
+    s->add_option("--image", o->image, "Image to explain")->required();
+    s->add_flag("--resize", o->resize, "Resize the image to the model's size instead of refusing it");
+    s->add_option("--grid", o->grid, "L: the image is split into L x L players")->capture_default_str();
+    s->add_option("--samples", o->samples, "T: permutations (per-grid: samples per grid)")->capture_default_str();
+    o->target_flag = s->add_option("--class", o->target, "Class to explain (default: the predicted one)");
+    s->add_option("--baseline", o->baseline, "Absent cells: zero (normalised 0), mean (image mean colour), blur")
+        ->check(CLI::IsMember({"zero", "mean", "blur"}))
+        ->capture_default_str();
+    s->add_option("--blur-sigma", o->blur_sigma, "Blur baseline sigma in pixels (default: one cell side)");
+    s->add_option("--sampler", o->sampler,
+                  "permutation (sweeps), per-grid (the authors' sampler) or exact (all coalitions, grid <= 4)")
+        ->check(CLI::IsMember({"permutation", "per-grid", "exact"}))
+        ->capture_default_str();
+    s->add_flag("--antithetic", o->antithetic, "Pair every sample with its reverse permutation");
+    s->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+    s->add_option("--until-instability", o->until_instability,
+                  "Stop once the two halves' instability is below this (T is the cap)");
+    s->add_option("--dtype", o->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
+    s->add_option("--batch", o->batch, "Masked images per forward")->capture_default_str();
+    s->add_option("--threads", o->threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
+    s->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
+    s->add_option("--out", o->out, "Directory for <image>_shapley.png (overlay), _shapley_map.png, .csv and .json");
+    s->add_flag("--json", o->json, "Print only the JSON result on stdout");
+    return s;
+  };
+  c.run = [o] { return run_explain(*o); };
+  return c;
+}
+
+}  // namespace fstm::cli
