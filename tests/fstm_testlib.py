@@ -46,23 +46,25 @@ class Checker:
         self.failures = 0
         self.count = 0
 
-    def close(self, name, actual, expected, rel):
-        """max|a - e| <= rel * max|e| (+ a tiny absolute floor): a per-tensor relative bound."""
+    def close(self, name, actual, expected, rel, atol=1e-7):
+        """max|a - e| <= rel * max|e| + atol: a per-tensor relative bound with a small absolute floor.
+        Returns the relative error (max|a - e| / max|e|)."""
         actual = actual.double()
         expected = expected.double()
         self.count += 1
         if actual.shape != expected.shape:
             print(f"FAIL {name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}")
             self.failures += 1
-            return
+            return float("inf")
         scale = expected.abs().max().item() if expected.numel() else 0.0
         err = (actual - expected).abs().max().item() if expected.numel() else 0.0
-        ok = err <= rel * scale + 1e-7
+        ok = err <= rel * scale + atol
         if not ok or os.environ.get("FSTM_VERBOSE"):
             print(f"{'ok  ' if ok else 'FAIL'} {name}: max err {err:.3g}, scale {scale:.3g}, "
                   f"relative {err / max(scale, 1e-30):.3g} (bound {rel:g})")
         if not ok:
             self.failures += 1
+        return err / max(scale, 1e-30)
 
     def finish(self):
         print(f"{self.count - self.failures}/{self.count} comparisons within tolerance")
