@@ -39,6 +39,31 @@ def run(cmd, **kw):
     return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
+def randomize_batch_norms(model, gen):
+    """Random BatchNorm statistics and affine parameters, so that eval mode (and BN folding) is
+    exercised rather than the identity that fresh statistics give."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
+            m.num_batches_tracked.fill_(7)
+
+
+def run_parity_runner(a, tag, arch, classes, state, x, y, *flags):
+    """Runs tests/tools/parity_runner on a torchvision state dict and an NCHW batch x with labels
+    y; returns what it wrote (eval_logits, train_logits, train_loss, grad.*, buffer.*, ...)."""
+    weights = os.path.join(a.work, f"{tag}_weights.safetensors")
+    inputs = os.path.join(a.work, f"{tag}_input.safetensors")
+    out = os.path.join(a.work, f"{tag}_out.safetensors")
+    save_safetensors(weights, state)
+    save_safetensors(inputs, {"x": x.permute(0, 2, 3, 1).contiguous(), "labels": y})
+    run([os.path.join(a.tools, "parity_runner"), arch, classes, weights, inputs, out, *flags])
+    return load_safetensors(out)
+
+
 class Checker:
     """Collects comparisons and prints one line each; exit code reflects all of them."""
 

@@ -8,7 +8,8 @@ must match torchvision's exactly), then compared:
     sides, so the step is deterministic): logits, loss, every parameter gradient and the BatchNorm
     running statistics afterwards;
   - the regularisation fstm builds by default: the classifier's dropout and every block's
-    stochastic-depth probability equal torchvision's.
+    stochastic-depth probability equal torchvision's;
+  - `fstm bench --arch efficientnet_b3|b4` runs (inference f32 and bf16, a training step).
 Stochastic depth itself (whole samples dropped, survivors scaled by 1/(1-p)) is tested in
 tests/test_efficientnet.cpp.
 
@@ -22,7 +23,7 @@ Tolerances: max error relative to the tensor's largest magnitude,
 Measured once against float64 PyTorch (b3 at 224): every other gradient within 5e-5 relative, eval
 logits within 1e-6.
 """
-import os
+import json
 
 import torch
 import torchvision
@@ -33,17 +34,6 @@ TOL_LOGITS = 1e-4
 TOL_GRAD = 1e-3
 BATCH = 2
 CLASSES = 10
-
-
-def randomize(model, gen):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.num_batches_tracked.fill_(7)
 
 
 def check_drop_probs(arch, got, checker):
@@ -58,19 +48,13 @@ def check(arch, size, a, checker):
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(4321 + size)
     model = getattr(torchvision.models, arch)(num_classes=CLASSES)
-    randomize(model, gen)
+    T.randomize_batch_norms(model, gen)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(BATCH, 3, size, size, generator=gen)
     y = torch.tensor([3, 7])
     tag = f"{arch}@{size}"
 
-    weights = os.path.join(a.work, f"{tag}_weights.safetensors")
-    inputs = os.path.join(a.work, f"{tag}_input.safetensors")
-    out = os.path.join(a.work, f"{tag}_out.safetensors")
-    T.save_safetensors(weights, state)
-    T.save_safetensors(inputs, {"x": x.permute(0, 2, 3, 1).contiguous(), "labels": y})
-    T.run([os.path.join(a.tools, "parity_runner"), arch, CLASSES, weights, inputs, out, "--steps", 0, "--no-drop"])
-    got = T.load_safetensors(out)
+    got = T.run_parity_runner(a, tag, arch, CLASSES, state, x, y, "--steps", 0, "--no-drop")
     if size == 224:
         check_drop_probs(arch, got, checker)
 
@@ -110,6 +94,20 @@ def check(arch, size, a, checker):
           f"worst relative error {worst:.3g}")
 
 
+def check_bench(a, checker):
+    """`fstm bench --arch efficientnet_bN` runs inference (f32, bf16) and a training step."""
+    for arch, mode, dtype in (("efficientnet_b3", "infer", "f32"), ("efficientnet_b4", "infer", "bf16"),
+                              ("efficientnet_b3", "train", "f32")):
+        out = T.run([a.fstm, "bench", "--arch", arch, "--mode", mode, "--dtype", dtype, "--batch", 2, "--size", 64,
+                     "--iterations", 1, "--warmup", 0, "--json"], capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        ok = r["arch"] == arch and r["mode"] == mode and r["images_per_s"] > 0
+        checker.count += 1
+        checker.failures += 0 if ok else 1
+        print(f"{'ok  ' if ok else 'FAIL'} fstm bench {arch} {mode} {dtype}: {r['images_per_s']:.2f} img/s on "
+              f"{r['backend']}")
+
+
 def main():
     a = T.args()
     torch.set_num_threads(2)
@@ -117,6 +115,7 @@ def main():
     for arch, native in (("efficientnet_b3", 300), ("efficientnet_b4", 380)):
         for size in (224, native):
             check(arch, size, a, checker)
+    check_bench(a, checker)
     checker.finish()
 
 

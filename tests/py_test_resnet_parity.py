@@ -8,8 +8,6 @@ Random weights with randomised BatchNorm statistics; the engine must match, with
     the trajectory amplifies rounding (batch 4 in train-mode BatchNorm does), no more than twice as
     far from float64 PyTorch as float32 PyTorch is.
 """
-import os
-
 import torch
 import torchvision
 
@@ -18,17 +16,6 @@ import fstm_testlib as T
 TOL_LOGITS = 1e-4
 TOL_GRAD = 1e-3
 TOL_STEPS = 1e-3
-
-
-def randomize(model, gen):
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.2)
-            m.num_batches_tracked.fill_(7)
 
 
 def optimizer_losses(make, state, x, y, adamw, dtype=torch.float32):
@@ -56,18 +43,12 @@ def check(arch, a, checker):
     classes = 10
     make = lambda: getattr(torchvision.models, arch)(num_classes=classes)
     model = make()
-    randomize(model, gen)
+    T.randomize_batch_norms(model, gen)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randn(4, 3, 64, 80, generator=gen)
     y = torch.tensor([3, 0, 9, 3])
 
-    weights = os.path.join(a.work, f"{arch}_weights.safetensors")
-    inputs = os.path.join(a.work, f"{arch}_input.safetensors")
-    out = os.path.join(a.work, f"{arch}_out.safetensors")
-    T.save_safetensors(weights, state)
-    T.save_safetensors(inputs, {"x": x.permute(0, 2, 3, 1).contiguous(), "labels": y})
-    T.run([os.path.join(a.tools, "parity_runner"), arch, classes, weights, inputs, out])
-    got = T.load_safetensors(out)
+    got = T.run_parity_runner(a, arch, arch, classes, state, x, y)
 
     model.eval()
     with torch.no_grad():
