@@ -1,5 +1,6 @@
 #include "kernels/conv2d.h"
 
+#include "kernels/depthwise_conv.h"
 #include "kernels/dispatch.h"
 
 namespace fstm::kernels {
@@ -33,13 +34,32 @@ void conv2d_check(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2
              w.size(3), " kernel ", w.describe());
 }
 
+namespace {
+// Depthwise convolutions on the fast CPU path go to kernels/cpu/depthwise_conv.cpp where it beats
+// oneDNN 2.6 (bench/bench_depthwise.cpp): the weight gradient of kernels larger than 3x3 (for 5x5,
+// oneDNN 2.6 picks a generic kernel instead of its depthwise one: 4-6x slower than ours), and
+// everything in builds without oneDNN. oneDNN's forward and data gradient are about 3x faster.
+enum class DepthwiseStep { Forward, BackwardData, BackwardWeights };
+bool use_own_depthwise(const Tensor& on, const Shape& x, const Shape& w, const Conv2dParams& p, DepthwiseStep step) {
+  if (on.is_cuda() || use_reference() || !is_depthwise(x, w, p)) return false;
+  if (!FSTM_HAVE_ONEDNN) return true;
+  return step == DepthwiseStep::BackwardWeights && w[2] * w[3] > 9;
+}
+}  // namespace
+
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, Tensor& y) {
+  if (use_own_depthwise(x, x.shape(), w.shape(), p, DepthwiseStep::Forward))
+    return cpu::depthwise_conv2d_forward(x, w, b, p, y);
   FSTM_DISPATCH_ONEDNN(x, conv2d_forward, x, w, b, p, y);
 }
 void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Conv2dParams& p, Tensor& dx) {
+  if (use_own_depthwise(dy, dx.shape(), w.shape(), p, DepthwiseStep::BackwardData))
+    return cpu::depthwise_conv2d_backward_data(dy, w, p, dx);
   FSTM_DISPATCH_ONEDNN(dy, conv2d_backward_data, dy, w, p, dx);
 }
 void conv2d_backward_weights(const Tensor& dy, const Tensor& x, const Conv2dParams& p, Tensor& dw, Tensor& db) {
+  if (use_own_depthwise(dy, x.shape(), dw.shape(), p, DepthwiseStep::BackwardWeights))
+    return cpu::depthwise_conv2d_backward_weights(dy, x, p, dw, db);
   FSTM_DISPATCH_ONEDNN(dy, conv2d_backward_weights, dy, x, p, dw, db);
 }
 

@@ -77,6 +77,8 @@ class Dropout : public Layer {
   Dropout(float p, uint64_t seed) : p_(p), rng_(seed) {}
   Tensor forward(const Tensor& x) override { return ops::dropout(x, p_, training(), rng_); }
   Rng& rng() { return rng_; }
+  float p() const { return p_; }
+  void set_p(float p) { p_ = p; }  // checked by ops::dropout
 
  private:
   float p_;

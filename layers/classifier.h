@@ -27,7 +27,8 @@ class ImageClassifier : public Layer {
   virtual std::string head_prefix() const = 0;
 };
 
-// "resnet18", "resnet34" (and more as they land). Throws fstm::Error listing the known names.
+// "resnet18", "resnet34", "efficientnet_b3", "efficientnet_b4". Throws fstm::Error listing the
+// known names.
 std::unique_ptr<ImageClassifier> make_classifier(const std::string& arch, int64_t num_classes, uint64_t seed = 0);
 std::vector<std::string> known_architectures();
 

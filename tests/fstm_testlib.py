@@ -52,6 +52,18 @@ def run(cmd, **kw):
     return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
+def run_parity_runner(a, tag, arch, classes, state, x, y, *flags):
+    """Runs tests/tools/parity_runner on a torchvision state dict and an NCHW batch x with labels
+    y; returns what it wrote (eval_logits, train_logits, train_loss, grad.*, buffer.*, ...)."""
+    weights = os.path.join(a.work, f"{tag}_weights.safetensors")
+    inputs = os.path.join(a.work, f"{tag}_input.safetensors")
+    out = os.path.join(a.work, f"{tag}_out.safetensors")
+    save_safetensors(weights, state)
+    save_safetensors(inputs, {"x": x.permute(0, 2, 3, 1).contiguous(), "labels": y})
+    run([os.path.join(a.tools, "parity_runner"), arch, classes, weights, inputs, out, *flags])
+    return load_safetensors(out)
+
+
 class Checker:
     """Collects comparisons and prints one line each; exit code reflects all of them."""
 
@@ -59,23 +71,25 @@ class Checker:
         self.failures = 0
         self.count = 0
 
-    def close(self, name, actual, expected, rel):
-        """max|a - e| <= rel * max|e| (+ a tiny absolute floor): a per-tensor relative bound."""
+    def close(self, name, actual, expected, rel, atol=1e-7):
+        """max|a - e| <= rel * max|e| + atol: a per-tensor relative bound with a small absolute floor.
+        Returns the relative error (max|a - e| / max|e|)."""
         actual = actual.double()
         expected = expected.double()
         self.count += 1
         if actual.shape != expected.shape:
             print(f"FAIL {name}: shape {tuple(actual.shape)} != {tuple(expected.shape)}")
             self.failures += 1
-            return
+            return float("inf")
         scale = expected.abs().max().item() if expected.numel() else 0.0
         err = (actual - expected).abs().max().item() if expected.numel() else 0.0
-        ok = err <= rel * scale + 1e-7
+        ok = err <= rel * scale + atol
         if not ok or os.environ.get("FSTM_VERBOSE"):
             print(f"{'ok  ' if ok else 'FAIL'} {name}: max err {err:.3g}, scale {scale:.3g}, "
                   f"relative {err / max(scale, 1e-30):.3g} (bound {rel:g})")
         if not ok:
             self.failures += 1
+        return err / max(scale, 1e-30)
 
     def finish(self):
         print(f"{self.count - self.failures}/{self.count} comparisons within tolerance")

@@ -8,8 +8,6 @@ Random weights with randomised BatchNorm statistics; the engine must match, with
     the trajectory amplifies rounding (batch 4 in train-mode BatchNorm does), no more than twice as
     far from float64 PyTorch as float32 PyTorch is.
 """
-import os
-
 import torch
 import torchvision
 
@@ -50,13 +48,7 @@ def check(arch, a, checker):
     x = torch.randn(4, 3, 64, 80, generator=gen)
     y = torch.tensor([3, 0, 9, 3])
 
-    weights = os.path.join(a.work, f"{arch}_weights.safetensors")
-    inputs = os.path.join(a.work, f"{arch}_input.safetensors")
-    out = os.path.join(a.work, f"{arch}_out.safetensors")
-    T.save_safetensors(weights, state)
-    T.save_safetensors(inputs, {"x": x.permute(0, 2, 3, 1).contiguous(), "labels": y})
-    T.run([os.path.join(a.tools, "parity_runner"), arch, classes, weights, inputs, out])
-    got = T.load_safetensors(out)
+    got = T.run_parity_runner(a, arch, arch, classes, state, x, y)
 
     model.eval()
     with torch.no_grad():

@@ -142,23 +142,27 @@ class OnednnExecutor final : public InferenceExecutor {
         return;
       }
       case GraphOpKind::GlobalAvgPool: {
-        // Average over H x W to [N, C, 1, 1] in plain layout, which is the [N, C] f32 feature.
+        // Average over H x W to [N, C, 1, 1], then to plain f32, which is the [N, C] feature. The
+        // pooled layout is left to oneDNN: a plain destination under a channels-last or blocked
+        // source sends oneDNN 2.6 to its reference kernel (seconds per EfficientNet batch, whose
+        // squeeze-excitation pools every block).
         const int x = op.inputs[0];
         const Shape& xs = g_.values[size_t(x)];
-        memory::desc pooled({xs[0], xs[3], 1, 1}, desc(x).data_type(), tag::nchw);
+        const memory::desc pooled_any({xs[0], xs[3], 1, 1}, desc(x).data_type(), tag::any);
         auto pd = pooling_forward::primitive_desc(
             pooling_forward::desc(prop_kind::forward_inference, algorithm::pooling_avg_exclude_padding, desc(x),
-                                  pooled, {1, 1}, {xs[1], xs[2]}, {0, 0}, {0, 0}),
+                                  pooled_any, {1, 1}, {xs[1], xs[2]}, {0, 0}, {0, 0}),
             cpu_engine());
-        const int p = add_value(pooled, {});
+        const memory::desc plain({xs[0], xs[3], 1, 1}, dt::f32, tag::nchw);
+        const int p = add_value(pd.dst_desc(), {});
         Step s{pooling_forward(pd)};
         s.args = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, p}};
         steps_.push_back(std::move(s));
         descs_[size_t(op.output)] = plain_desc(out_shape, dt::f32);
-        if (pooled.data_type() == dt::f32) {
+        if (pd.dst_desc() == plain) {
           alias(op.output, p);  // same bytes: [N, C, 1, 1] nchw == [N, C] nc
         } else {
-          const int f = add_value(memory::desc({xs[0], xs[3], 1, 1}, dt::f32, tag::nchw), {});
+          const int f = add_value(plain, {});
           add_reorder(p, f);
           alias(op.output, f);
         }

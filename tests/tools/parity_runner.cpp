@@ -1,16 +1,20 @@
-// parity_runner: runs a ResNet on weights and inputs written by tests/py_test_resnet_parity.py and
-// writes back everything PyTorch is compared on: eval logits, train-mode logits and loss, every
-// parameter gradient, the BatchNorm running statistics after the train step, and the losses of 5
-// SGD-momentum and 5 AdamW steps.
+// parity_runner: runs a classifier (any make_classifier architecture) on weights and inputs written
+// by tests/py_test_*_parity.py and writes back everything PyTorch is compared on: eval logits,
+// train-mode logits and loss, every parameter gradient, the BatchNorm running statistics after the
+// train step, and the losses of K (default 5) SGD-momentum and K AdamW steps.
 //
 //   parity_runner ARCH NUM_CLASSES WEIGHTS.safetensors INPUT.safetensors OUT.safetensors
-// INPUT holds "x" [N, H, W, 3] f32 (channels-last) and "labels" [N] i64.
+//                 [--steps K] [--no-drop]
+// INPUT holds "x" [N, H, W, 3] f32 (channels-last) and "labels" [N] i64. --steps sets the number
+// of optimizer steps (0 skips them); --no-drop turns off dropout and stochastic depth
+// (EfficientNet), so that a training step is deterministic.
 #include <iostream>
 
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "io/safetensors.h"
 #include "layers/classifier.h"
+#include "layers/efficientnet.h"
 #include "layers/optim.h"
 
 using namespace fstm;
@@ -23,9 +27,15 @@ io::StateDict as_state_dict(const NamedTensors& named) {
   return d;
 }
 
+bool g_no_drop = false;
+
 std::unique_ptr<ImageClassifier> load_model(const std::string& arch, int64_t classes, const io::SafetensorsFile& w) {
   auto model = make_classifier(arch, classes, 0);
   io::load_state_dict(w, as_state_dict(model->state_dict()));
+  if (auto* e = dynamic_cast<EfficientNet*>(model.get()); e && g_no_drop) {
+    e->set_dropout(0.0f);
+    e->set_stochastic_depth(0.0f);
+  }
   return model;
 }
 
@@ -61,8 +71,20 @@ Tensor optimizer_losses(const std::string& arch, int64_t classes, const io::Safe
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    std::cerr << "usage: parity_runner ARCH NUM_CLASSES WEIGHTS INPUT OUT\n";
+  int steps = 5;
+  bool usage_error = argc < 6;
+  for (int i = 6; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--no-drop") {
+      g_no_drop = true;
+    } else if (flag == "--steps" && i + 1 < argc) {
+      steps = std::stoi(argv[++i]);
+    } else {
+      usage_error = true;
+    }
+  }
+  if (usage_error) {
+    std::cerr << "usage: parity_runner ARCH NUM_CLASSES WEIGHTS INPUT OUT [--steps K] [--no-drop]\n";
     return 2;
   }
   try {
@@ -73,6 +95,12 @@ int main(int argc, char** argv) {
     const Tensor x = input.at("x"), labels = input.at("labels");
     io::StateDict out;
 
+    if (auto fresh = make_classifier(arch, classes, 0); auto* e = dynamic_cast<EfficientNet*>(fresh.get())) {
+      // The regularisation schedule as built: dropout, then each block's stochastic-depth probability.
+      std::vector<float> probs{e->dropout()};
+      for (const MBConv* b : e->blocks()) probs.push_back(b->stochastic_depth_prob());
+      out.add("drop_probs", Tensor::from_vector(probs, Shape{int64_t(probs.size())}));
+    }
     auto model = load_model(arch, classes, weights);
     model->eval();
     {
@@ -88,8 +116,10 @@ int main(int argc, char** argv) {
     for (const auto& [name, p] : model->named_parameters()) out.add("grad." + name, p.grad());
     for (const auto& [name, b] : model->named_buffers()) out.add("buffer." + name, b);
 
-    out.add("sgd_losses", optimizer_losses(arch, classes, weights, x, labels, false, 5));
-    out.add("adamw_losses", optimizer_losses(arch, classes, weights, x, labels, true, 5));
+    if (steps > 0) {
+      out.add("sgd_losses", optimizer_losses(arch, classes, weights, x, labels, false, steps));
+      out.add("adamw_losses", optimizer_losses(arch, classes, weights, x, labels, true, steps));
+    }
     io::write_safetensors(argv[5], out);
   } catch (const std::exception& e) {
     std::cerr << "parity_runner: " << e.what() << "\n";
