@@ -1,3 +1,7 @@
+// Compiled only with oneDNN (the name does not end in _onednn.cpp, so the build keeps the file and
+// this guard empties it).
+#include "fstm_build_config.h"
+#if FSTM_HAVE_ONEDNN
 #include "kernels/cpu/onednn_common.h"
 
 #include <atomic>
@@ -56,3 +60,5 @@ void set_conv_weights_any(bool enabled) { g_conv_weights_any = enabled; }
 bool conv_weights_any() { return g_conv_weights_any; }
 
 }  // namespace fstm::kernels::onednn
+
+#endif  // FSTM_HAVE_ONEDNN
