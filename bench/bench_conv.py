@@ -98,7 +98,7 @@ def fstm_numbers(bench, threads, reps, pattern, cpu_clock):
     for b in res["benchmarks"]:
         if b.get("run_type") != "iteration":
             continue
-        key = b["run_name"].replace("/real_time", "")
+        key = b["run_name"].replace("/process_time", "").replace("/real_time", "")
         if cpu_clock:  # cpu_time is per iteration, in the benchmark's unit
             per.setdefault(key, []).append(b["GFLOP/s"] * b["real_time"] / b["cpu_time"])
         else:
