@@ -2,6 +2,8 @@
 //
 //   fstm/{fwd,bwd_data,bwd_weights}/<layer>   fstm's kernels (the fast CPU path) on NHWC tensors with
 //                                             OIHW weights, as training calls them; GFLOP/s counter.
+//   fstm_direct/...                           3x3 stride-1 layers with Winograd turned off: the
+//                                             direct kernels on NHWC (what PyTorch 1.13 runs).
 //   fstm_plainw/.../layer4_3x3_7              the same with the weight layout forced to OIHW (no
 //                                             reorders): does letting oneDNN pick a layout pay? (Yes:
 //                                             oneDNN 2.6 has no fast NHWC kernel for plain OIHW
@@ -177,6 +179,16 @@ void register_all() {
           ->MeasureProcessCPUTime()
           ->UseRealTime();
 #if FSTM_HAVE_ONEDNN
+      if (s.k == 3 && s.stride == 1)
+        benchmark::RegisterBenchmark((std::string("fstm_direct/") + dname + "/" + s.name).c_str(),
+                                     [shape, d](benchmark::State& st) {
+                                       dn::set_conv2d_winograd(false);
+                                       run_fstm(st, shape, d, kBatch);
+                                       dn::set_conv2d_winograd(true);
+                                     })
+            ->Unit(benchmark::kMillisecond)
+            ->MeasureProcessCPUTime()
+            ->UseRealTime();
       if (std::string(s.name) == "layer4_3x3_7")
         benchmark::RegisterBenchmark((std::string("fstm_plainw/") + dname + "/" + s.name).c_str(),
                                    [shape, d](benchmark::State& st) {

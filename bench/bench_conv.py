@@ -129,7 +129,7 @@ def main():
     # is shared and noisy).
     fstm, labels, torch = {}, {}, None if args.skip_torch else {}
     for s in SHAPES:
-        f, l = fstm_numbers(args.bench, args.threads, args.reps, f"^(fstm|onednn)/.*/{re.escape(s[0])}/",
+        f, l = fstm_numbers(args.bench, args.threads, args.reps, f"^(fstm|fstm_direct|onednn)/.*/{re.escape(s[0])}/",
                             args.clock == "cpu")
         fstm.update(f)
         labels.update(l)
@@ -137,20 +137,23 @@ def main():
             torch.update(torch_numbers(s, args.threads, args.reps))
 
     print(f"\nGFLOP/s ({args.clock} clock), median of {args.reps}, batch {BATCH}, {args.threads} threads, "
-          "f32 NHWC training kernels")
+          "f32 NHWC training kernels. Winograd layers count direct-convolution flops (effective GFLOP/s);\n"
+          "'direct' = fstm with Winograd off; ratio = fstm / torch")
     for d in ("fwd", "bwd_data", "bwd_weights"):
-        print(f"\n{d:12s} {'layer':28s} {'fstm':>7s} {'torch':>7s} {'ratio':>6s}")
-        cols = {"fstm": {}, "torch": {}}
+        print(f"\n{d:12s} {'layer':28s} {'fstm':>7s} {'direct':>7s} {'torch':>7s} {'ratio':>6s}")
+        cols = {"fstm": {}, "direct": {}, "torch": {}}
         for s in SHAPES:
             n = s[0]
             f = fstm.get(f"fstm/{d}/{n}")
+            dr = fstm.get(f"fstm_direct/{d}/{n}", f)  # only 3x3/1 layers differ
             t = torch[n][d] if torch else None
-            cols["fstm"][n], cols["torch"][n] = f, t
+            cols["fstm"][n], cols["direct"][n], cols["torch"][n] = f, dr, t
             ratio = f"{f / t:6.2f}" if (f and t) else "     -"
-            print(f"{'':12s} {n:28s} {f or 0:7.1f} {t or 0:7.1f} {ratio}")
+            print(f"{'':12s} {n:28s} {f or 0:7.1f} {dr or 0:7.1f} {t or 0:7.1f} {ratio}")
         tot = {k: weighted(v) for k, v in cols.items() if all(v.values())}
         ratio = f"{tot['fstm'] / tot['torch']:6.2f}" if "torch" in tot and "fstm" in tot else "     -"
-        print(f"{'':12s} {'ResNet-18 pass (weighted)':28s} {tot.get('fstm', 0):7.1f} {tot.get('torch', 0):7.1f} {ratio}")
+        print(f"{'':12s} {'ResNet-18 pass (weighted)':28s} {tot.get('fstm', 0):7.1f} {tot.get('direct', 0):7.1f} "
+              f"{tot.get('torch', 0):7.1f} {ratio}")
 
     print(f"\nBare oneDNN inference forward, GFLOP/s (activation layouts; weights pre-reordered)")
     print(f"{'layer':28s} {'f32 nhwc':>9s} {'f32 16c':>9s} {'f32 any':>9s} {'bf16 nhwc':>9s} {'bf16 16c':>9s} "
