@@ -15,6 +15,7 @@
 //                                             nChw16c (a 3-channel input stays as oneDNN wants it), or
 //                                             whatever oneDNN prefers: the layout choice for the
 //                                             inference path. The label names the layouts and kernel.
+//                                             onednn/f32/winograd/...: f32 Winograd (3x3/1 layers).
 //   overhead/cache_{on,off}/<layer>           one small call (batch 1): the cost of building the
 //                                             primitive descriptors on every call, i.e. what fstm's
 //                                             primitive cache saves on top of oneDNN's own cache.
@@ -131,17 +132,19 @@ struct RawConv {
   std::string layouts;
 };
 
-enum class Layout { Nhwc, Blocked16, Any };
+enum class Layout { Nhwc, Blocked16, Any, Winograd };  // Winograd: its algorithm, layouts as it wants
 
 // An inference convolution with every operand already in the primitive's layout.
 RawConv make_raw(const ConvShape& s, dnnl::memory::data_type type, Layout layout) {
   using tag = dnnl::memory::format_tag;
   const int64_t Ho = out_size(s.H, s), Wo = out_size(s.W, s);
   const tag act = layout == Layout::Nhwc ? tag::nhwc : layout == Layout::Blocked16 ? tag::nChw16c : tag::any;
+  const auto algorithm =
+      layout == Layout::Winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
   const tag src_tag = (layout == Layout::Blocked16 && s.Ci % 16 != 0) ? tag::any : act;
   const dnnl::memory::desc src({kBatch, s.Ci, s.H, s.W}, type, src_tag), dst({kBatch, s.Co, Ho, Wo}, type, act);
   const dnnl::memory::desc wei({s.Co, s.Ci, s.k, s.k}, type, tag::any);
-  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+  const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, algorithm,
                                              src, wei, dst, {s.stride, s.stride}, {s.pad, s.pad}, {s.pad, s.pad});
   const dnnl::convolution_forward::primitive_desc pd(desc, dn::engine());
   RawConv r{dnnl::convolution_forward(pd), dnnl::memory(pd.src_desc(), dn::engine()),
@@ -206,8 +209,9 @@ void register_all() {
   using dt = dnnl::memory::data_type;
   for (auto [type, tname] : {std::pair{dt::f32, "f32"}, std::pair{dt::bf16, "bf16"}})
     for (auto [layout, lname] : {std::pair{Layout::Nhwc, "nhwc"}, std::pair{Layout::Blocked16, "nChw16c"},
-                                 std::pair{Layout::Any, "any"}})
+                                 std::pair{Layout::Any, "any"}, std::pair{Layout::Winograd, "winograd"}})
       for (const ConvShape& s : resnet18_convs()) {
+        if (layout == Layout::Winograd && (s.k != 3 || s.stride != 1 || type != dt::f32)) continue;
         const ConvShape shape = s;
         const dt t = type;
         const Layout l = layout;

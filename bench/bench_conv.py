@@ -155,25 +155,33 @@ def main():
         print(f"{'':12s} {'ResNet-18 pass (weighted)':28s} {tot.get('fstm', 0):7.1f} {tot.get('direct', 0):7.1f} "
               f"{tot.get('torch', 0):7.1f} {ratio}")
 
-    print(f"\nBare oneDNN inference forward, GFLOP/s (activation layouts; weights pre-reordered)")
-    print(f"{'layer':28s} {'f32 nhwc':>9s} {'f32 16c':>9s} {'f32 any':>9s} {'bf16 nhwc':>9s} {'bf16 16c':>9s} "
-          f"{'bf16 any':>9s} {'torch bf16':>10s}")
+    print(f"\nBare oneDNN inference forward, GFLOP/s (activation layouts; weights pre-reordered). "
+          "'16c+wino' = nChw16c with Winograd on the 3x3/1 layers")
+    cols = [("f32", "nhwc"), ("f32", "nChw16c"), ("f32", "any"), ("f32", "16c+wino"), ("bf16", "nhwc"),
+            ("bf16", "nChw16c"), ("bf16", "any")]
+    print(f"{'layer':28s} " + " ".join(f"{t + ' ' + l.replace('nChw', ''):>13s}" for t, l in cols) +
+          f" {'torch bf16':>10s}")
     table = {}
     for s in SHAPES:
         n = s[0]
-        row = [fstm.get(f"onednn/{t}/{l}/{n}", 0) for t in ("f32", "bf16") for l in ("nhwc", "nChw16c", "any")]
+        row = []
+        for t, l in cols:
+            if l == "16c+wino":
+                v = fstm.get(f"onednn/f32/winograd/{n}") or fstm.get(f"onednn/f32/nChw16c/{n}", 0)
+            else:
+                v = fstm.get(f"onednn/{t}/{l}/{n}", 0)
+            row.append(v)
+        row.append(torch[n]["bf16_fwd"] if torch else 0)
         for i, v in enumerate(row):
             table.setdefault(i, {})[n] = v
-        tb = torch[n]["bf16_fwd"] if torch else 0
-        table.setdefault(6, {})[n] = tb
-        print(f"{n:28s} " + " ".join(f"{v:9.1f}" for v in row) + f" {tb:10.1f}")
+        print(f"{n:28s} " + " ".join(f"{v:13.1f}" for v in row[:-1]) + f" {row[-1]:10.1f}")
     print(f"{'ResNet-18 pass (weighted)':28s} " +
-          " ".join(f"{weighted(table[i]) if all(table[i].values()) else 0:9.1f}" for i in range(6)) +
-          f" {weighted(table[6]) if all(table[6].values()) else 0:10.1f}")
+          " ".join(f"{weighted(table[i]) if all(table[i].values()) else 0:13.1f}" for i in range(len(cols))) +
+          f" {weighted(table[len(cols)]) if all(table[len(cols)].values()) else 0:10.1f}")
     print("\nKernels chosen:")
     for s in SHAPES:
         for t in ("f32", "bf16"):
-            for l in ("nhwc", "nChw16c", "any"):
+            for l in ("nhwc", "nChw16c", "any", "winograd"):
                 k = f"onednn/{t}/{l}/{s[0]}"
                 if k in labels:
                     print(f"  {k}: {labels[k]}")
