@@ -10,6 +10,9 @@
 #include "fstm_build_config.h"
 #include "kernels/backend.h"
 #include "tests/test_support.h"
+#if FSTM_HAVE_ONEDNN
+#include "kernels/cpu/onednn_common.h"
+#endif
 
 namespace fstm::test {
 
@@ -50,6 +53,25 @@ inline const std::vector<kernels::CpuPath>& both_paths() {
 #else
 #define FSTM_REQUIRE_ONEDNN() GTEST_SKIP() << "built without oneDNN: the fast path is the reference"
 #endif
+
+// Chooses whether the fast convolution may use Winograd kernels, for one scope (no-op without oneDNN).
+class WinogradScope {
+ public:
+#if FSTM_HAVE_ONEDNN
+  explicit WinogradScope(bool enabled) : previous_(kernels::onednn::conv2d_winograd()) {
+    kernels::onednn::set_conv2d_winograd(enabled);
+  }
+  ~WinogradScope() { kernels::onednn::set_conv2d_winograd(previous_); }
+#else
+  explicit WinogradScope(bool) {}
+#endif
+  WinogradScope(const WinogradScope&) = delete;
+  WinogradScope& operator=(const WinogradScope&) = delete;
+
+ private:
+  [[maybe_unused]] bool previous_ = false;
+};
+inline const char* algorithm_name(bool winograd) { return winograd ? "winograd allowed" : "direct only"; }
 
 // A tensor of NaNs: kernels that assign must overwrite every element.
 inline Tensor poisoned(const Shape& shape) {

@@ -63,6 +63,8 @@ std::vector<ConvCase> conv_cases() {
       {2, 9, 9, 32, 32, 3, 3, conv_params(1, 1), true},              // blocked-layout JIT kernels
       {3, 7, 7, 64, 32, 3, 3, conv_params(2, 1, 1, 2), false},       // 2 groups of 32 channels
       {2, 11, 11, 48, 48, 5, 5, conv_params(2, 2, 1, 48), true},     // depthwise 5x5/2, 16-multiple C
+      {2, 14, 14, 64, 64, 3, 3, conv_params(1, 1), false},           // ResNet 3x3/1: Winograd when allowed
+      {1, 7, 9, 32, 48, 3, 3, conv_params(1, 0), true},              // 3x3/1 without padding
   };
 }
 
@@ -71,14 +73,17 @@ Tensor conv_out(const ConvCase& c, const Tensor& x, const Tensor& w) {
 }
 
 // Tolerances for f32 kernels against the double-accumulating reference: errors grow with the
-// reduction length (Ci/groups * kH * kW forward, N * Ho * Wo for weights).
+// reduction length (Ci/groups * kH * kW forward, N * Ho * Wo for weights). Direct convolution stays
+// within 1e-5 on these cases, Winograd within 2e-5 (its transforms add rounding).
 constexpr float kConvAtol = 2e-4f, kConvRtol = 1e-4f;
 
 TEST(OpsConv, ForwardMatchesReference) {
   FSTM_REQUIRE_ONEDNN();
   Rng rng(11);
+  for (bool winograd : {false, true})
   for (const ConvCase& c : conv_cases()) {
-    SCOPED_TRACE(c.str());
+    test::WinogradScope algorithm(winograd);
+    SCOPED_TRACE(c.str() + ", " + test::algorithm_name(winograd));
     Tensor x = test::random_tensor(Shape{c.N, c.H, c.W, c.Ci}, rng);
     Tensor w = test::random_tensor(Shape{c.Co, c.Ci / c.p.groups, c.kH, c.kW}, rng, -0.5f, 0.5f);
     Tensor b = c.bias ? test::random_tensor(Shape{c.Co}, rng) : Tensor();
@@ -95,8 +100,10 @@ TEST(OpsConv, ForwardMatchesReference) {
 TEST(OpsConv, BackwardDataMatchesReferenceAndOverwritesPoison) {
   FSTM_REQUIRE_ONEDNN();
   Rng rng(12);
+  for (bool winograd : {false, true})
   for (const ConvCase& c : conv_cases()) {
-    SCOPED_TRACE(c.str());
+    test::WinogradScope algorithm(winograd);
+    SCOPED_TRACE(c.str() + ", " + test::algorithm_name(winograd));
     const Shape xs{c.N, c.H, c.W, c.Ci};
     Tensor w = test::random_tensor(Shape{c.Co, c.Ci / c.p.groups, c.kH, c.kW}, rng, -0.5f, 0.5f);
     Tensor dy = test::random_tensor(kernels::conv2d_output_shape(xs, w.shape(), c.p), rng);
@@ -113,8 +120,10 @@ TEST(OpsConv, BackwardDataMatchesReferenceAndOverwritesPoison) {
 TEST(OpsConv, BackwardWeightsAccumulatesIntoNonZeroBuffers) {
   FSTM_REQUIRE_ONEDNN();
   Rng rng(13);
+  for (bool winograd : {false, true})
   for (const ConvCase& c : conv_cases()) {
-    SCOPED_TRACE(c.str());
+    test::WinogradScope algorithm(winograd);
+    SCOPED_TRACE(c.str() + ", " + test::algorithm_name(winograd));
     Tensor x = test::random_tensor(Shape{c.N, c.H, c.W, c.Ci}, rng);
     const Shape ws{c.Co, c.Ci / c.p.groups, c.kH, c.kW};
     Tensor dy = test::random_tensor(kernels::conv2d_output_shape(x.shape(), ws, c.p), rng);
@@ -182,15 +191,24 @@ TEST(OpsConv, KnownAnswerPaddingBorder) {
   const std::vector<float> counts{4, 6, 6, 4, 6, 9, 9, 6, 6, 9, 9, 6, 4, 6, 6, 4};
   Tensor x = Tensor::full(Shape{1, 4, 4, 1}, 1.0f);
   Tensor w = Tensor::full(Shape{1, 1, 3, 3}, 1.0f);
+  // Winograd's transforms round (4 may come out as 3.9999998), so this compares with a tolerance far
+  // below the error a wrong border would make (at least 1).
+  const Tensor expected = Tensor::from_vector(counts, Shape{1, 4, 4, 1});
+  for (bool winograd : {false, true})
   for (CpuPath path : test::both_paths()) {
-    SCOPED_TRACE(test::path_name(path));
+    SCOPED_TRACE(std::string(test::path_name(path)) + ", " + test::algorithm_name(winograd));
+    test::WinogradScope algorithm(winograd);
     CpuPathScope scope(path);
     Tensor y = Tensor::empty(Shape{1, 4, 4, 1});
     kernels::conv2d_forward(x, w, Tensor(), conv_params(1, 1), y);
-    EXPECT_EQ(y.to_vector(), counts);
+    FSTM_EXPECT_CLOSE(y, expected, 1e-5f, 0.0f);
     Tensor dx = test::poisoned(x.shape());
     kernels::conv2d_backward_data(Tensor::full(y.shape(), 1.0f), w, conv_params(1, 1), dx);
-    EXPECT_EQ(dx.to_vector(), counts);
+    FSTM_EXPECT_CLOSE(dx, expected, 1e-5f, 0.0f);
+    Tensor dw = Tensor::zeros(w.shape());  // dy = 1: each tap sums the in-image inputs it meets
+    Tensor none;
+    kernels::conv2d_backward_weights(Tensor::full(y.shape(), 1.0f), x, conv_params(1, 1), dw, none);
+    FSTM_EXPECT_CLOSE(dw, Tensor::from_vector({9, 12, 9, 12, 16, 12, 9, 12, 9}, w.shape()), 1e-5f, 0.0f);
     // Stride 2 on 5x5 with padding 1: outputs at rows/cols -1..1, 1..3, 3..5 -> the last window
     // hangs over the bottom/right border by one.
     Tensor x5 = Tensor::full(Shape{1, 5, 5, 1}, 1.0f), y3 = Tensor::empty(Shape{1, 3, 3, 1});

@@ -1,6 +1,11 @@
+// Compiled only with oneDNN (the name does not end in _onednn.cpp, so the build keeps the file and
+// this guard empties it).
+#include "fstm_build_config.h"
+#if FSTM_HAVE_ONEDNN
 #include "kernels/cpu/onednn_common.h"
 
 #include <atomic>
+#include <cstdlib>
 
 namespace fstm::kernels::onednn {
 
@@ -49,10 +54,19 @@ size_t KeyHash::operator()(const Key& k) const {
 namespace {
 std::atomic<bool> g_cache_enabled{true};
 std::atomic<bool> g_conv_weights_any{true};
+bool winograd_from_environment() {
+  const char* env = std::getenv("FSTM_CONV_WINOGRAD");
+  return !(env && std::string(env) == "0");
+}
+std::atomic<bool> g_conv2d_winograd{winograd_from_environment()};
 }  // namespace
 void set_primitive_cache_enabled(bool enabled) { g_cache_enabled = enabled; }
 bool primitive_cache_enabled() { return g_cache_enabled; }
 void set_conv_weights_any(bool enabled) { g_conv_weights_any = enabled; }
 bool conv_weights_any() { return g_conv_weights_any; }
+void set_conv2d_winograd(bool enabled) { g_conv2d_winograd = enabled; }
+bool conv2d_winograd() { return g_conv2d_winograd; }
 
 }  // namespace fstm::kernels::onednn
+
+#endif  // FSTM_HAVE_ONEDNN
