@@ -26,19 +26,6 @@ void for_each_module(Module& m, const std::function<void(Module&)>& f) {
   for (auto& [name, child] : m.children()) for_each_module(*child, f);
 }
 
-// Random BatchNorm statistics and affine parameters, so that BN folding is exercised.
-void randomize_batch_norms(Module& model, Rng& rng) {
-  for_each_module(model, [&](Module& m) {
-    auto* bn = dynamic_cast<BatchNorm*>(&m);
-    if (!bn) return;
-    const Shape s = bn->weight.shape();
-    bn->weight.copy_(test::random_tensor(s, rng, 0.5f, 1.5f));
-    bn->bias.copy_(test::random_tensor(s, rng, -0.2f, 0.2f));
-    bn->running_mean.copy_(test::random_tensor(s, rng, -0.2f, 0.2f));
-    bn->running_var.copy_(test::random_tensor(s, rng, 0.5f, 1.5f));
-  });
-}
-
 int count_modules(Module& model, const std::function<bool(Module&)>& pred) {
   int n = 0;
   for_each_module(model, [&](Module& m) { n += pred(m) ? 1 : 0; });
@@ -185,7 +172,7 @@ TEST(EfficientNet, StochasticDepthSkipsTheResidualBranchPerSample) {
 TEST(EfficientNet, InferencePlanMatchesEagerB3) {
   Rng rng(8);
   EfficientNet model(3, 10, 9);
-  randomize_batch_norms(model, rng);
+  test::randomize_batch_norm(model, rng);
   model.eval();
   Tensor x = test::random_tensor(Shape{2, 96, 96, 3}, rng);
   Tensor expected;

@@ -1,5 +1,7 @@
 #include "tests/test_support.h"
 
+#include "layers/basic.h"
+
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -15,12 +17,14 @@ Tensor random_tensor(const Shape& shape, Rng& rng, float lo, float hi) {
 }
 
 void randomize_batch_norm(Module& model, Rng& rng) {
-  for (auto& [name, t] : model.state_dict()) {
-    if (t.dtype() != DType::f32) continue;
-    if (name.find("bn") == std::string::npos && name.find("downsample.1") == std::string::npos) continue;
-    const bool positive = name.find("running_var") != std::string::npos || name.ends_with(".weight");
-    t.copy_(random_tensor(t.shape(), rng, positive ? 0.5f : -0.5f, positive ? 1.5f : 0.5f));
+  if (auto* bn = dynamic_cast<BatchNorm*>(&model)) {
+    const Shape s = bn->weight.shape();
+    bn->weight.copy_(random_tensor(s, rng, 0.5f, 1.5f));
+    bn->bias.copy_(random_tensor(s, rng, -0.5f, 0.5f));
+    bn->running_mean.copy_(random_tensor(s, rng, -0.5f, 0.5f));
+    bn->running_var.copy_(random_tensor(s, rng, 0.5f, 1.5f));
   }
+  for (auto& [name, child] : model.children()) randomize_batch_norm(*child, rng);
 }
 
 float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol) {
