@@ -35,6 +35,7 @@ ChannelAttention::ChannelAttention(int64_t channels, int64_t reduction, Rng& rng
   fc = register_module("fc", std::move(seq));
 }
 
+// a = sigmoid(W2 relu(W1 f))  [N, C] -> [N, C]
 Tensor ChannelAttention::forward(const Tensor& f) {
   FSTM_CHECK(f.dim() == 2, "ChannelAttention: expected pooled features [N, C], got ", f.describe());
   return fc->forward(f);
@@ -62,6 +63,7 @@ FstModel::FstModel(const FstModelOptions& o) : options_(o) {
   det_head = register_module("det_head", std::move(h));
 }
 
+// [f_t^ir, f_s^ir] with f^ir = (1 - a) * f
 Tensor FstModel::features(const Tensor& x) {
   const Tensor f_s = source_encoder->features(x), f_t = target_encoder->features(x);
   const Tensor s_ir = ops::mul(ops::one_minus(source_se->forward(f_s)), f_s);
@@ -83,6 +85,7 @@ FstOutputs FstModel::forward_pooled(const Tensor& f_s, const Tensor& f_t, bool w
   FstOutputs out;
   out.source_attention = source_se->forward(f_s);
   out.target_attention = target_se->forward(f_t);
+  // f^r = a * f feeds the identity heads, f^ir = (1 - a) * f the det head h
   out.source = source_encoder->head(ops::mul(out.source_attention, f_s));
   out.target = target_encoder->head(ops::mul(out.target_attention, f_t));
   out.source_ir = ops::mul(ops::one_minus(out.source_attention), f_s);
@@ -92,6 +95,7 @@ FstOutputs FstModel::forward_pooled(const Tensor& f_s, const Tensor& f_t, bool w
   return out;
 }
 
+// Eq. 5: I(s, t) = h(s, t) - h(0, t) - h(s, 0) + h(0, 0), s = f_s^ir, t = f_t^ir
 Tensor FstModel::interaction(const Tensor& s, const Tensor& t) {
   check_same_shape(s, t, "FST-Matching interaction");
   const Tensor zero = Tensor::zeros(s.shape(), DType::f32, s.device());
@@ -138,6 +142,7 @@ std::string interaction_bound_name(const InteractionLossOptions& o) {
   return "?";
 }
 
+// L_int of Eq. 5 (none), or its bounded forms (clamp:C, logistic); see fst_model.h
 Tensor interaction_loss(const Tensor& interaction, const Tensor& det_labels, const InteractionLossOptions& options) {
   FSTM_CHECK(interaction.dim() == 2 && interaction.size(1) == 2, "interaction loss: expected [N, 2] logits, got ",
              interaction.describe());

@@ -37,7 +37,7 @@ struct GridGeometry {
 // What absent players are replaced with, in the normalised input space the model sees.
 //   Zero: the normalised value 0, i.e. the normalisation mean colour in pixel space (the authors').
 //   Mean: the image's own mean colour (per channel, over all pixels).
-//   Blur: a Gaussian-blurred copy of the image (sigma in pixels; reflecting borders).
+//   Blur: a Gaussian-blurred copy of the image (sigma in pixels; replicated borders).
 enum class Baseline { Zero, Mean, Blur };
 Baseline parse_baseline(std::string_view name);  // "zero", "mean", "blur"; throws on anything else
 const char* baseline_name(Baseline b);

@@ -35,6 +35,7 @@ std::vector<bool> top_mask(const ShapleyMap& u, const std::vector<double>& sorte
 QResult q_tau(const ShapleyMap& phi_d_raw, const ShapleyMap& phi_s_raw, const ShapleyMap& phi_t_raw, bool authors) {
   check_same_size(phi_d_raw, phi_s_raw, "Q");
   check_same_size(phi_d_raw, phi_t_raw, "Q");
+  // d, s, t: the unit maps phi_d, phi_s, phi_t; u = max(phi_s, phi_t); M_tau = top_mask(u, tau)
   const ShapleyMap d = unit_normalized(phi_d_raw), s = unit_normalized(phi_s_raw), t = unit_normalized(phi_t_raw);
   const size_t N = d.size();
   ShapleyMap u(N);
@@ -59,11 +60,11 @@ QResult q_tau(const ShapleyMap& phi_d_raw, const ShapleyMap& phi_s_raw, const Sh
       }
     }
     double q;
-    if (authors) {
+    if (authors) {  // the authors' code: Q_tau = (sum_{not M} phi_d - sum_{M} phi_d) / N
       q = (outside - inside) / double(N);
     } else if (n_inside == 0 || n_inside == N) {
       q = kNaN;  // M or its complement is empty: Eq. 1 is undefined here
-    } else {
+    } else {  // Eq. 1: Q_tau = mean_{not M} phi_d - mean_{M} phi_d
       q = outside / double(N - n_inside) - inside / double(n_inside);
     }
     r.per_threshold.push_back(q);
@@ -109,6 +110,7 @@ QResult q_tau_authors(const ShapleyMap& phi_d, const ShapleyMap& phi_s, const Sh
 }
 
 double compression_delta(const ShapleyMap& phi_raw, const std::vector<ShapleyMap>& phi_compressed) {
+  // Eq. 2: delta = mean over c in {c23, c40} of cos(phi(c), phi(raw))
   FSTM_CHECK(!phi_compressed.empty(), "delta: no compressed maps");
   double total = 0;
   for (const ShapleyMap& c : phi_compressed) total += cosine_similarity(c, phi_raw);
@@ -117,6 +119,7 @@ double compression_delta(const ShapleyMap& phi_raw, const std::vector<ShapleyMap
 
 double map_instability(const ShapleyMap& phi1, const ShapleyMap& phi2) {
   check_same_size(phi1, phi2, "instability");
+  // ||phi1 - phi2|| / ||phi1 + phi2|| of the unit maps a, b
   const ShapleyMap a = unit_normalized(phi1), b = unit_normalized(phi2);
   double diff = 0, sum = 0;
   for (size_t i = 0; i < a.size(); ++i) {

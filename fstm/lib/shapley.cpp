@@ -183,7 +183,7 @@ class Estimator {
     switch (s.role) {
       case Role::Empty: v_empty_ = v; return;
       case Role::Full: v_full_ = v; return;
-      case Role::Step: {  // the player at position step - 1 joined
+      case Role::Step: {  // the player i = order[step - 1] joined S: phi_i += v(S + i) - v(S)
         Unit& u = *s.unit;
         const int32_t* order = u.order.data();
         const float before = s.step == 1 ? v_empty_ : u.previous;
@@ -193,7 +193,7 @@ class Estimator {
         break;
       }
       case Role::Without: s.unit->without[size_t(s.player)] = v; break;
-      case Role::With:
+      case Role::With:  // phi_g += v(S + g) - v(S)
         s.unit->marginals[size_t(s.player)] += double(v) - double(s.unit->without[size_t(s.player)]);
         break;
     }
@@ -294,7 +294,7 @@ ShapleyResult exact_shapley(CoalitionValues& values, int grid) {
     values.evaluate(batch, out.data());
     for (int64_t s = first; s < last; ++s) v[size_t(s)] = out[size_t(s - first)];
   }
-  // weight(k) = k! (n - k - 1)! / n! for a coalition of k others
+  // phi_i = sum over S not holding i of w(|S|) [v(S + i) - v(S)], w(k) = k! (n - k - 1)! / n!
   std::vector<double> factorial(size_t(n) + 1, 1.0);
   for (int i = 1; i <= n; ++i) factorial[size_t(i)] = factorial[size_t(i) - 1] * i;
   ShapleyResult r;
