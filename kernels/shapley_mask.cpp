@@ -28,10 +28,7 @@ void shapley_mask(const ShapleyMaskArgs& a, Device device) {
   if (a.n == 0) return;
   if (device.is_cuda()) {
 #if FSTM_HAVE_CUDA
-    // The plan's work is queued on the backend's stream; wait for it so that the kernel (on the
-    // default stream, which waits for itself) never overwrites an input a forward still reads.
-    cuda_backend()->synchronize(device.index);
-    cuda::shapley_mask(a, nullptr);
+    cuda::shapley_mask(a, device.index);
 #else
     throw Error("shapley_mask: a CUDA buffer was passed but fstm was built without CUDA");
 #endif

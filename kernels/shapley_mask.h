@@ -53,13 +53,13 @@ namespace cpu {
 void shapley_mask(const ShapleyMaskArgs& a);  // OpenMP over rows and pixel rows, span copies
 }
 namespace cuda {
-// Queues the kernel on `stream` (a cudaStream_t; nullptr = the legacy default stream, and then
-// the call waits until the kernel is done). Defined only in builds with CUDA (kernels/cuda/).
-void shapley_mask(const ShapleyMaskArgs& a, void* stream);
+// Queues the kernel on the device's compute stream, after the forwards already queued there, so
+// it never overwrites an input a forward still reads. Defined only in builds with CUDA.
+void shapley_mask(const ShapleyMaskArgs& a, int device_index);
 }
 
 // Runs the CPU path (fast, or the reference under FSTM_REFERENCE_KERNELS=1) or, for a CUDA
-// device, the CUDA kernel after waiting for the device's queued work.
+// device, the CUDA kernel on the device's compute stream.
 void shapley_mask(const ShapleyMaskArgs& a, Device device);
 
 }  // namespace fstm::kernels

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <unistd.h>
 #include <limits>
 #include <sstream>
 
@@ -71,7 +72,12 @@ std::string source_dir() { return FSTM_SOURCE_DIR; }
 std::string temp_dir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string leaf = name;
-  if (info) leaf = std::string(info->test_suite_name()) + "." + info->name() + "." + name;
+  // ctest runs each test in its own process, possibly at the same time: a directory made outside a
+  // test (SetUpTestSuite) is shared by every process of that suite unless it carries the pid.
+  if (info)
+    leaf = std::string(info->test_suite_name()) + "." + info->name() + "." + name;
+  else
+    leaf = name + ".pid" + std::to_string(::getpid());
   std::filesystem::path p = std::filesystem::path(FSTM_BINARY_DIR) / "test_tmp" / leaf;
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);

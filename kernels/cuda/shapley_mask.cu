@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/shapley_mask.h"
+#include "tensor/cuda/cuda_internal.h"
 #include "tensor/error.h"
 
 namespace fstm::kernels::cuda {
@@ -53,17 +54,17 @@ void launch(const ShapleyMaskArgs& a, cudaStream_t stream) {
 
 }  // namespace
 
-void shapley_mask(const ShapleyMaskArgs& a, void* stream) {
+void shapley_mask(const ShapleyMaskArgs& a, int device_index) {
   if (a.n == 0) return;
   FSTM_CHECK(a.height <= 65535, "shapley_mask: images taller than 65535 pixels are not supported on CUDA");
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  ::fstm::cuda::DeviceGuard guard(device_index);
+  const cudaStream_t s = ::fstm::cuda::compute_stream(device_index);
   if (a.dtype == DType::bf16) {
     launch<uint16_t>(a, s);
   } else {
     FSTM_CHECK(a.dtype == DType::f32, "shapley_mask: output dtype must be f32 or bf16");
     launch<float>(a, s);
   }
-  if (stream == nullptr) check(cudaStreamSynchronize(nullptr), "synchronize");
 }
 
 }  // namespace fstm::kernels::cuda
