@@ -65,7 +65,7 @@ def run_tool(cmd, timeout):
 
 def check_arch(torch, torchvision, st, arch, args, device, checker):
     """Returns the tool's exit status; adds the PyTorch comparisons to checker."""
-    from py_test_resnet_parity import randomize  # random BatchNorm statistics, as the CPU parity test
+    from fstm_testlib import randomize_batch_norm as randomize  # as the CPU parity tests
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1234)
     classes = 10

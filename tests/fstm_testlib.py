@@ -10,18 +10,16 @@ import sys
 
 import torch
 
+import ctest_args
 import st_helpers
 
 SKIP = 77
 
 
 def args():
-    p = argparse.ArgumentParser()
-    p.add_argument("--fstm", required=True, help="path to the fstm program")
-    p.add_argument("--work", required=True, help="scratch directory")
-    p.add_argument("--tools", required=True, help="directory of the test tools (parity_runner, ...)")
-    a = p.parse_args()
-    os.makedirs(a.work, exist_ok=True)
+    a = ctest_args.parse(ctest_args.parser())
+    if a.fstm is None:
+        sys.exit("--fstm is required")
     return a
 
 

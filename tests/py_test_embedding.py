@@ -16,7 +16,6 @@ import torchvision
 from PIL import Image
 
 import fstm_testlib as T
-from py_test_resnet_parity import randomize
 
 SIZE = 64
 
@@ -37,7 +36,7 @@ def main():
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=2)
-    randomize(model, torch.Generator().manual_seed(4))
+    T.randomize_batch_norm(model, torch.Generator().manual_seed(4))
     model.eval()
     ckpt = os.path.join(a.work, "det.safetensors")
     T.save_safetensors(ckpt, model.state_dict(), {"arch": "resnet18", "num_classes": "2", "input_size": str(SIZE),

@@ -10,12 +10,13 @@ scikit-image's astronaut photograph), runs `fstm extract` with a 5-point landmar
   - `fstm compress` writes c23/c40 videos with the same frame count (checked by ffprobe).
 Exit 77 (skipped) when ffmpeg, numpy or scikit-image is missing.
 """
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
+
+import fstm_testlib as T
 
 try:
     import numpy as np
@@ -87,10 +88,7 @@ def check(cond, what):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fstm", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
+    args = T.args()
     if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
         print("skipped: the ffmpeg and ffprobe programs are needed")
         return 77

@@ -13,7 +13,6 @@ import torch
 
 import fstm_testlib as T
 from fst_torch import FstModel
-from py_test_resnet_parity import randomize
 
 TOL_LOSS = 1e-4
 TOL_GRAD = 1e-3
@@ -44,7 +43,7 @@ def main():
     for head, hidden in (("mlp", 32), ("linear", 0)):
         torch.manual_seed(11)
         model = FstModel("resnet18", identities=identities, head=head, hidden=max(hidden, 1))
-        randomize(model, gen)
+        T.randomize_batch_norm(model, gen)
         # larger SE/head weights than the defaults, so the attention and the interaction are far from trivial
         with torch.no_grad():
             for p in list(model.source_se.parameters()) + list(model.target_se.parameters()):

@@ -10,7 +10,7 @@ load_state_dict) must equal torch's .float().
 Run by CTest as: /usr/bin/python3 py_test_safetensors.py --fstm <fstm> --work <dir>
 (the tool comes from --tool or $FSTM_ST_ROUNDTRIP).
 """
-import argparse
+import ctest_args
 import os
 import random
 import sys
@@ -24,11 +24,9 @@ from st_helpers import (check_listing, compare_all, fail, read_spec, resnet18_st
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fstm", help="the fstm program (unused here)")
-    ap.add_argument("--work", required=True)
+    ap = ctest_args.parser()
     ap.add_argument("--tool", help="tests/tools/st_roundtrip binary")
-    args = ap.parse_args()
+    args = ctest_args.parse(ap)
     tool = tool_path(args.tool)
     os.makedirs(args.work, exist_ok=True)
     start = time.time()

@@ -13,6 +13,8 @@ Run by CTest as: /usr/bin/python3 py_test_safetensors_pypi.py --fstm <fstm> --wo
 ($FSTM_BUILD_DIR locates the build tree; the tool comes from --tool or $FSTM_ST_ROUNDTRIP).
 """
 import argparse
+
+import ctest_args
 import os
 import subprocess
 import sys
@@ -102,13 +104,11 @@ def inner(args):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fstm", help="the fstm program (unused here)")
-    ap.add_argument("--work", required=True)
+    ap = ctest_args.parser()
     ap.add_argument("--tool", help="tests/tools/st_roundtrip binary")
     ap.add_argument("--build-dir", help="where the venv goes (default $FSTM_BUILD_DIR)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ctest_args.parse(ap)
     os.makedirs(args.work, exist_ok=True)
     if args.inner:
         inner(args)

@@ -10,12 +10,13 @@ independent decoder:
   - when the build has `fstm extract`, it reads the tree with ldm.json and skips nothing.
 Exit 77 (skipped) when ffmpeg, ffprobe or numpy is missing.
 """
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
+
+import fstm_testlib as T
 
 try:
     import numpy as np
@@ -45,10 +46,7 @@ def decode(path):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fstm", required=True)
-    ap.add_argument("--work", required=True)
-    a = ap.parse_args()
+    a = T.args()
     if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
         print("skipped: ffmpeg/ffprobe not found")
         return 77
