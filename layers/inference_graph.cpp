@@ -55,6 +55,13 @@ std::string InferenceGraph::summary() const {
 
 namespace {
 
+GraphOp graph_op(GraphOpKind kind, std::vector<int> inputs) {
+  GraphOp op{};
+  op.kind = kind;
+  op.inputs = std::move(inputs);
+  return op;
+}
+
 // Folds an eval-mode BatchNorm into the preceding convolution (see the header comment).
 void fold_batch_norm(GraphOp& conv, const GraphOp& bn) {
   const int64_t C = conv.weight.size(0);
@@ -78,7 +85,8 @@ void fold_batch_norm(GraphOp& conv, const GraphOp& bn) {
 // A BatchNorm with no convolution to fold into becomes a depthwise 1x1 convolution.
 GraphOp batch_norm_as_depthwise(const GraphOp& bn) {
   const int64_t C = bn.bn_gamma.numel();
-  GraphOp op{GraphOpKind::Conv2d, bn.inputs, bn.output};
+  GraphOp op = graph_op(GraphOpKind::Conv2d, bn.inputs);
+  op.output = bn.output;
   op.conv.groups = int(C);
   op.weight = Tensor::full(Shape{C, 1, 1, 1}, 1.0f);
   op.bias = Tensor::zeros(Shape{C});
@@ -117,20 +125,20 @@ InferenceGraph translate(const Tracer& tracer, const Tensor& input, const Tensor
     GraphOp op{};
     switch (t.kind) {
       case TracedKind::Conv2d:
-        op = GraphOp{GraphOpKind::Conv2d, {value(t.inputs[0], t)}};
+        op = graph_op(GraphOpKind::Conv2d, {value(t.inputs[0], t)});
         op.conv = t.conv;
         op.weight = host_copy(t.inputs[1]);
         op.bias = host_copy(t.inputs[2]);
         break;
       case TracedKind::Linear:
-        op = GraphOp{GraphOpKind::Linear, {value(t.inputs[0], t)}};
+        op = graph_op(GraphOpKind::Linear, {value(t.inputs[0], t)});
         op.weight = host_copy(t.inputs[1]);
         op.bias = host_copy(t.inputs[2]);
         break;
       case TracedKind::BatchNormEval:
         FSTM_CHECK(t.inputs[0].dim() == 4, "inference plan: BatchNorm on ", t.inputs[0].describe(),
                    " is not supported (only [N, H, W, C])");
-        op = GraphOp{GraphOpKind::BatchNorm, {value(t.inputs[0], t)}};
+        op = graph_op(GraphOpKind::BatchNorm, {value(t.inputs[0], t)});
         op.bn_gamma = host_copy(t.inputs[1]);
         op.bn_beta = host_copy(t.inputs[2]);
         op.bn_mean = host_copy(t.inputs[3]);
@@ -138,30 +146,30 @@ InferenceGraph translate(const Tracer& tracer, const Tensor& input, const Tensor
         op.eps = t.eps;
         break;
       case TracedKind::MaxPool2d:
-        op = GraphOp{GraphOpKind::MaxPool2d, {value(t.inputs[0], t)}};
+        op = graph_op(GraphOpKind::MaxPool2d, {value(t.inputs[0], t)});
         op.pool = t.pool;
         break;
-      case TracedKind::GlobalAvgPool: op = GraphOp{GraphOpKind::GlobalAvgPool, {value(t.inputs[0], t)}}; break;
+      case TracedKind::GlobalAvgPool: op = graph_op(GraphOpKind::GlobalAvgPool, {value(t.inputs[0], t)}); break;
       case TracedKind::Activation:
-        op = GraphOp{GraphOpKind::Activation, {value(t.inputs[0], t)}};
+        op = graph_op(GraphOpKind::Activation, {value(t.inputs[0], t)});
         op.activation = t.activation;
         break;
       case TracedKind::Affine:
-        op = GraphOp{GraphOpKind::Affine, {value(t.inputs[0], t)}};
+        op = graph_op(GraphOpKind::Affine, {value(t.inputs[0], t)});
         op.alpha = t.alpha;
         op.beta = t.beta;
         break;
-      case TracedKind::Add: op = GraphOp{GraphOpKind::Add, {value(t.inputs[0], t), value(t.inputs[1], t)}}; break;
-      case TracedKind::Sub: op = GraphOp{GraphOpKind::Sub, {value(t.inputs[0], t), value(t.inputs[1], t)}}; break;
-      case TracedKind::Mul: op = GraphOp{GraphOpKind::Mul, {value(t.inputs[0], t), value(t.inputs[1], t)}}; break;
+      case TracedKind::Add: op = graph_op(GraphOpKind::Add, {value(t.inputs[0], t), value(t.inputs[1], t)}); break;
+      case TracedKind::Sub: op = graph_op(GraphOpKind::Sub, {value(t.inputs[0], t), value(t.inputs[1], t)}); break;
+      case TracedKind::Mul: op = graph_op(GraphOpKind::Mul, {value(t.inputs[0], t), value(t.inputs[1], t)}); break;
       case TracedKind::MulChannel:
-        op = GraphOp{GraphOpKind::MulChannel, {value(t.inputs[0], t), value(t.inputs[1], t)}};
+        op = graph_op(GraphOpKind::MulChannel, {value(t.inputs[0], t), value(t.inputs[1], t)});
         break;
       case TracedKind::Concat:
-        op = GraphOp{GraphOpKind::Concat, {}};
+        op = graph_op(GraphOpKind::Concat, {});
         for (const Tensor& in : t.inputs) op.inputs.push_back(value(in, t));
         break;
-      case TracedKind::Reshape: op = GraphOp{GraphOpKind::Reshape, {value(t.inputs[0], t)}}; break;
+      case TracedKind::Reshape: op = graph_op(GraphOpKind::Reshape, {value(t.inputs[0], t)}); break;
     }
     op.output = new_value(t.output, traced_kind_name(t.kind));
     g.ops.push_back(std::move(op));

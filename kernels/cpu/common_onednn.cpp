@@ -56,7 +56,7 @@ std::atomic<bool> g_cache_enabled{true};
 std::atomic<bool> g_conv_weights_any{true};
 bool winograd_from_environment() {
   const char* env = std::getenv("FSTM_CONV_WINOGRAD");
-  return !(env && std::string(env) == "0");
+  return env && std::string(env) == "1";
 }
 std::atomic<bool> g_conv2d_winograd{winograd_from_environment()};
 }  // namespace

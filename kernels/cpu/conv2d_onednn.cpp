@@ -13,8 +13,8 @@
 // are 2-2.6x faster on AVX-512 in all three directions but exist only for blocked (nChw16c)
 // activations: the activations are reordered in and out around them, which still leaves the
 // convolution about 2x faster. Winograd's transforms change rounding (errors about 1e-5 of the output
-// scale instead of 1e-6), so it is a setting (conv2d_winograd in onednn_common.h, environment
-// variable FSTM_CONV_WINOGRAD=0/1), on by default; where oneDNN has no Winograd kernel for a shape the
+// scale instead of 1e-6), so it is an opt-in setting (conv2d_winograd in onednn_common.h, environment
+// variable FSTM_CONV_WINOGRAD=1), off by default; where oneDNN has no Winograd kernel for a shape the
 // direct one runs.
 #include "kernels/conv2d.h"
 #include "kernels/cpu/onednn_common.h"

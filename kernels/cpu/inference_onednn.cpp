@@ -82,6 +82,7 @@ class OnednnExecutor final : public InferenceExecutor {
 
  private:
   struct Step {
+    explicit Step(primitive p) : prim(std::move(p)) {}
     primitive prim;
     std::unordered_map<int, int> args;  // DNNL_ARG_* -> value id
     std::unordered_map<int, memory> constants;  // weights and biases, already in their layout
