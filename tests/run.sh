@@ -22,7 +22,7 @@ if [[ "${FSTM_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== unit tests under AddressSanitizer + UBSan"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSTM_SANITIZE=ON -DFSTM_CUDA=OFF \
     -DFSTM_BUILD_BENCH=OFF -DFSTM_REQUIRE_ALL=OFF
-  cmake --build build-asan -j "$jobs" --target fstm_tests
+  cmake --build build-asan -j "$jobs" --target fstm_tests fstm  # CLI tests run the fstm program
   # Slow end-to-end cases are covered by the Release run above.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     build-asan/tests/fstm_tests --gtest_filter="${FSTM_ASAN_FILTER:--*Slow*}"
