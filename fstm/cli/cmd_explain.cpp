@@ -13,6 +13,7 @@
 
 #include "autograd/autograd.h"
 #include "fstm/cli/commands.h"
+#include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
 #include "fstm/lib/progress.h"
 #include "fstm/lib/shapley.h"
@@ -108,23 +109,6 @@ std::unique_ptr<ImageClassifier> load_model(const ModelSpec& m, Device device) {
   return model;
 }
 
-nlohmann::json grid_json(const std::vector<double>& phi, int L) {
-  nlohmann::json rows = nlohmann::json::array();
-  for (int i = 0; i < L; ++i)
-    rows.push_back(std::vector<double>(phi.begin() + i * L, phi.begin() + (i + 1) * L));
-  return rows;
-}
-
-std::string csv_of(const std::vector<double>& phi, int L) {
-  std::ostringstream s;
-  s.precision(9);
-  for (int i = 0; i < L; ++i) {
-    for (int j = 0; j < L; ++j) s << (j ? "," : "") << phi[size_t(i * L + j)];
-    s << "\n";
-  }
-  return s.str();
-}
-
 int run_explain(const ExplainOptions& o) {
   if (o.threads > 0) kernels::set_num_threads(o.threads);
   ShapleyOptions so;
@@ -150,10 +134,7 @@ int run_explain(const ExplainOptions& o) {
                spec.size, " images (pass --resize to resize it)");
     img = io::resize_bilinear(img, spec.size, spec.size);
   }
-  FSTM_CHECK(int64_t(o.grid) * o.grid <= int64_t(img.width) * img.height && o.grid <= img.width &&
-                 o.grid <= img.height,
-             "a ", o.grid, "x", o.grid, " grid (", int64_t(o.grid) * o.grid, " players) does not fit a ", img.width,
-             "x", img.height, " image: each grid cell needs at least one pixel per side");
+  check_grid_fits(o.grid, img.height, img.width);
   const GridGeometry geometry = GridGeometry::make(img.height, img.width, o.grid);
   check_shapley_options(so, geometry.players());
   const bool have_target = o.target_flag && o.target_flag->count() > 0;
@@ -170,15 +151,14 @@ int run_explain(const ExplainOptions& o) {
   const int64_t predicted = int64_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
   const int64_t target = have_target ? o.target : predicted;
 
-  const int64_t planned = planned_evaluations(geometry.players(), so);
+  ModelExplainer explainer(*model, spec.size, so, o.batch, dtype, device);
+  const int64_t planned = explainer.planned_evaluations();
   const int64_t batch = std::min<int64_t>(o.batch, planned);
-  InferencePlan plan([&](const Tensor& in) { return model->forward(in); }, Shape{batch, img.height, img.width, 3},
-                     dtype, device);
   ShapleyResult r;
   {
     ProgressBar bar("explain", planned, "forwards", progress_stream());
     int64_t shown = 0;
-    r = explain_image(plan, x, target, so, [&](int64_t done, int64_t) {
+    r = explainer.explain(x, target, [&](int64_t done, int64_t) {
       bar.add(done - shown);
       shown = done;
     });
@@ -202,8 +182,8 @@ int run_explain(const ExplainOptions& o) {
       {"dtype", o.dtype},
       {"device", device.str()},
       {"batch", batch},
-      {"backend", plan.backend()},
-      {"phi", grid_json(r.phi, o.grid)},
+      {"backend", explainer.backend()},
+      {"phi", map_json(r.phi, o.grid)},
       {"v_full", r.v_full},
       {"v_empty", r.v_empty},
       {"efficiency_gap", r.efficiency_gap()},
@@ -225,7 +205,7 @@ int run_explain(const ExplainOptions& o) {
     const std::string stem = o.out + "/" + std::filesystem::path(o.image).stem().string();
     io::write_file_atomic(stem + "_shapley.png", io::encode_png(heatmap_overlay(img, r.phi, geometry)));
     io::write_file_atomic(stem + "_shapley_map.png", io::encode_png(heatmap_image(r.phi, geometry)));
-    io::write_file_atomic(stem + "_shapley.csv", csv_of(r.phi, o.grid));
+    io::write_file_atomic(stem + "_shapley.csv", map_csv(r.phi, o.grid));
     io::write_file_atomic(stem + "_shapley.json", j.dump(1) + "\n");
   }
   if (o.json) {
@@ -233,7 +213,7 @@ int run_explain(const ExplainOptions& o) {
   } else {
     std::cout << "class " << target << (have_target ? "" : " (predicted)") << ", " << o.grid << "x" << o.grid
               << " grid, " << r.samples << " samples (" << shapley_sampler_name(so.sampler) << "): " << r.evaluations
-              << " forwards in " << ProgressBar::format_duration(r.seconds) << " on " << plan.backend() << "\n"
+              << " forwards in " << ProgressBar::format_duration(r.seconds) << " on " << explainer.backend() << "\n"
               << "v(full) = " << r.v_full << ", v(empty) = " << r.v_empty << ", sum(phi) - (v(full) - v(empty)) = "
               << r.efficiency_gap() << ", instability of the halves = " << r.instability << "\n";
     if (!o.out.empty()) std::cout << "wrote " << o.out << "/*_shapley.{png,csv,json}\n";
