@@ -14,6 +14,7 @@ std::vector<Command> all_commands() {
       make_predict_command(),
       make_bench_command(),
       make_explain_command(),
+      make_hypothesis_command(),
   };
 }
 
