@@ -15,6 +15,7 @@
 #include "fstm/cli/commands.h"
 #include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
+#include "fstm/lib/model_loader.h"
 #include "fstm/lib/progress.h"
 #include "fstm/lib/shapley.h"
 #include "io/fs.h"
@@ -44,71 +45,6 @@ struct ExplainOptions {
   bool json = false;
 };
 
-std::array<float, 3> parse_triplet(const std::string& text, const char* flag) {
-  std::array<float, 3> v{};
-  std::stringstream s(text);
-  std::string item;
-  int n = 0;
-  while (std::getline(s, item, ',')) {
-    FSTM_CHECK(n < 3, flag, " takes 3 comma-separated numbers, got '", text, "'");
-    try {
-      size_t used = 0;
-      v[size_t(n)] = std::stof(item, &used);
-      FSTM_CHECK(used == item.size(), "");
-    } catch (const std::exception&) {
-      throw Error(std::string(flag) + " takes 3 comma-separated numbers, got '" + text + "'");
-    }
-    ++n;
-  }
-  FSTM_CHECK(n == 3, flag, " takes 3 comma-separated numbers, got '", text, "'");
-  return v;
-}
-
-// What the model is and where its weights come from: --model FILE (fstm's checkpoint metadata) or
-// --arch/--num-classes/--weights.
-struct ModelSpec {
-  std::string arch, weights;
-  int64_t num_classes = 0;
-  int size = 224;
-  io::Normalization norm;
-};
-
-ModelSpec resolve_model(const ExplainOptions& o) {
-  ModelSpec m;
-  if (!o.model.empty()) {
-    const io::SafetensorsFile file = io::read_safetensors(o.model);
-    const io::ModelMetadata meta = io::parse_model_metadata(file.metadata, o.model);
-    FSTM_CHECK(!meta.arch.empty() && meta.num_classes > 0, o.model,
-               ": the checkpoint's metadata has no arch/num_classes; give --arch, --num-classes and --weights");
-    m.arch = meta.arch;
-    m.num_classes = meta.num_classes;
-    if (meta.input_size > 0) m.size = int(meta.input_size);
-    if (meta.normalization) m.norm = *meta.normalization;
-    m.weights = o.model;
-  } else {
-    FSTM_CHECK(!o.arch.empty() && o.num_classes > 0 && !o.weights.empty(),
-               "give the model: --model FILE, or --arch, --num-classes and --weights");
-    m.arch = o.arch;
-    m.num_classes = o.num_classes;
-    m.weights = o.weights;
-  }
-  if (o.size > 0) m.size = o.size;
-  if (!o.mean.empty()) m.norm.mean = parse_triplet(o.mean, "--mean");
-  if (!o.std.empty()) m.norm.std = parse_triplet(o.std, "--std");
-  for (float s : m.norm.std) FSTM_CHECK(s > 0, "--std values must be positive");
-  return m;
-}
-
-std::unique_ptr<ImageClassifier> load_model(const ModelSpec& m, Device device) {
-  auto model = make_classifier(m.arch, m.num_classes, 0);
-  io::StateDict targets;
-  for (auto& [name, t] : model->state_dict()) targets.add(name, t);
-  io::load_state_dict(io::read_safetensors(m.weights), targets);
-  model->eval();
-  model->to(device);
-  return model;
-}
-
 int run_explain(const ExplainOptions& o) {
   if (o.threads > 0) kernels::set_num_threads(o.threads);
   ShapleyOptions so;
@@ -127,22 +63,33 @@ int run_explain(const ExplainOptions& o) {
   const DType dtype = parse_dtype(o.dtype);
   FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16");
 
-  const ModelSpec spec = resolve_model(o);
+  ModelSpec ms;  // fstm/lib/model_loader.h: --model, or --arch/--num-classes/--weights
+  ms.model = o.model;
+  if (!o.arch.empty()) ms.arch = o.arch;
+  ms.num_classes = o.num_classes;
+  ms.weights = o.weights;
+  ms.size = o.size;
+  ms.mean = o.mean;
+  ms.std = o.std;
+  ms.device = o.device;
+  const LoadedModel loaded = load_model(ms);
+  const int size = loaded.input_size;
+  const int64_t num_classes = loaded.config.num_classes();
   io::Image img = io::load_image(o.image);
-  if (img.width != spec.size || img.height != spec.size) {
-    FSTM_CHECK(o.resize, o.image, " is ", img.width, "x", img.height, " but the model takes ", spec.size, "x",
-               spec.size, " images (pass --resize to resize it)");
-    img = io::resize_bilinear(img, spec.size, spec.size);
+  if (img.width != size || img.height != size) {
+    FSTM_CHECK(o.resize, o.image, " is ", img.width, "x", img.height, " but the model takes ", size, "x",
+               size, " images (pass --resize to resize it)");
+    img = io::resize_bilinear(img, size, size);
   }
   check_grid_fits(o.grid, img.height, img.width);
   const GridGeometry geometry = GridGeometry::make(img.height, img.width, o.grid);
   check_shapley_options(so, geometry.players());
   const bool have_target = o.target_flag && o.target_flag->count() > 0;
-  FSTM_CHECK(!have_target || (o.target >= 0 && o.target < spec.num_classes), "--class ", o.target, " is out of range: the model has ", spec.num_classes,
-             " classes (0..", spec.num_classes - 1, ")");
+  FSTM_CHECK(!have_target || (o.target >= 0 && o.target < num_classes), "--class ", o.target, " is out of range: the model has ", num_classes,
+             " classes (0..", num_classes - 1, ")");
 
-  auto model = load_model(spec, device);
-  const Tensor x = io::image_to_tensor(img, spec.norm);  // [1, S, S, 3]
+  ImageClassifier* model = loaded.net.get();
+  const Tensor x = io::image_to_tensor(img, loaded.normalization);  // [1, S, S, 3]
   std::vector<float> logits;
   {
     NoGradGuard no_grad;
@@ -151,7 +98,7 @@ int run_explain(const ExplainOptions& o) {
   const int64_t predicted = int64_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
   const int64_t target = have_target ? o.target : predicted;
 
-  ModelExplainer explainer(*model, spec.size, so, o.batch, dtype, device);
+  ModelExplainer explainer(*model, size, so, o.batch, dtype, device);
   const int64_t planned = explainer.planned_evaluations();
   const int64_t batch = std::min<int64_t>(o.batch, planned);
   ShapleyResult r;
@@ -168,7 +115,7 @@ int run_explain(const ExplainOptions& o) {
   for (const InstabilityPoint& p : r.curve) curve.push_back({p.samples, p.instability});
   const nlohmann::json j = {
       {"image", o.image},
-      {"arch", spec.arch},
+      {"arch", loaded.config.arch},
       {"class", target},
       {"predicted_class", predicted},
       {"logits", logits},
