@@ -60,8 +60,9 @@ void clear_step_dir(const fs::path& dir) {
   FSTM_CHECK(!ec, dir.string(), ": cannot delete the previous contents (", ec.message(), ")");
 }
 
-// FNV-1a of a file's bytes, as hex: tells whether a training run used this very face index.
-std::string file_hash(const std::string& path) {
+}  // namespace
+
+std::string file_fingerprint(const std::string& path) {
   const std::vector<uint8_t> bytes = io::read_file(path);
   uint64_t h = 0xcbf29ce484222325ull;
   for (uint8_t b : bytes) h = (h ^ b) * 0x100000001b3ull;
@@ -69,6 +70,8 @@ std::string file_hash(const std::string& path) {
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   return hex;
 }
+
+namespace {
 
 // The parts of a run's settings that decide its weights at a given step. max_steps only says where
 // the run stops (resuming is exact), and the index is compared by content, not by path.
@@ -208,7 +211,7 @@ TrainResult train_or_reuse(TrainOptions options) {
              ": no such face index (train_or_reuse needs one)");
   const fs::path run(options.out);
   const fs::path last = run / "last.safetensors", metrics = run / "metrics.jsonl";
-  const nlohmann::json data_record = {{"index_hash", file_hash(options.data)}};
+  const nlohmann::json data_record = {{"index_hash", file_fingerprint(options.data)}};
   const nlohmann::json wanted = comparable_config(train_options_json(options));
 
   options.resume = false;

@@ -60,6 +60,10 @@ nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& options);
 // the run (from metrics.jsonl), also when nothing was trained by this call.
 TrainResult train_or_reuse(TrainOptions options);
 
+// FNV-1a of a file's bytes, as 16 hex digits: tells whether a step's input is the very file an
+// earlier step used (a face index, a checkpoint).
+std::string file_fingerprint(const std::string& path);
+
 // The epochs recorded in a run's metrics.jsonl (a torn last line is skipped); empty when the file
 // does not exist.
 std::vector<EpochMetrics> read_epoch_metrics(const std::string& path);
