@@ -519,7 +519,7 @@ DemoOptions demo_options(bool quick) {
   DemoOptions o;
   o.quick = quick;
   if (!quick) return o;
-  o.data.identities = 8;
+  o.data.identities = 6;
   o.data.frames = 4;
   o.data.video_size = 64;
   o.data.face_size = 32;

@@ -132,9 +132,10 @@ SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, con
     clear_step_dir(data);
     io::ensure_dir(data.string());
     write_step(data, data_settings, false);
-    const int total_videos = options.identities * (1 + int(so.methods.size())) * (options.compress ? 3 : 1);
-    ProgressBar bar("synthetic data", total_videos, "videos", options.progress ? progress_stream() : nullptr);
-    const io::SynthProgress progress = [&](int done, int, const std::string&) {
+    ProgressBar bar("synthetic data", options.identities * (1 + int(so.methods.size())), "videos",
+                    options.progress ? progress_stream() : nullptr);
+    const io::SynthProgress progress = [&](int done, int total, const std::string&) {
+      if (total != bar.total()) bar.set_total(total);  // the generator's own count of its units
       bar.add(done - bar.done());
       // Throwing here stops the generator's workers (it rethrows the first exception).
       if (options.stop && options.stop->load() != 0)
