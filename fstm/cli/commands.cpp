@@ -5,6 +5,7 @@ namespace fstm::cli {
 std::vector<Command> all_commands() {
   return {
       make_info_command(),
+      make_demo_command(),
       make_synth_command(),
       make_extract_command(),
       make_compress_command(),
