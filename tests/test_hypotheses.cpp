@@ -148,7 +148,7 @@ class HypothesisCommand : public ::testing::Test {
     spec.test_pairs = {{110, 111}};
     spec.methods = {"Deepfakes", "FaceSwap"};
     spec.compressions = {"raw", "c23", "c40"};
-    spec.frames = 2;
+    spec.frames = 1;
     spec.size = 32;
     fs::create_directories(*dir_ + "/faces");
     test::make_fst_index(*dir_ + "/faces", spec);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "fstm/cli/commands.h"
+#include "fstm/cli/stop_signal.h"
 #include "fstm/lib/hypotheses.h"
 #include "fstm/lib/progress.h"
 #include "kernels/backend.h"
@@ -74,7 +75,16 @@ Command make_hypothesis_command() {
     }
     o.progress = !f->quiet && progress_stream() != nullptr;
     if (o.threads > 0) kernels::set_num_threads(o.threads);
-    const HypothesisResult r = run_hypothesis(o);
+    install_stop_handlers();
+    o.stop = &stop_signal();
+    HypothesisResult r;
+    try {
+      r = run_hypothesis(o);
+    } catch (const Interrupted& e) {
+      // finished training runs and data are kept under --work; the same command continues from them
+      std::cerr << e.what() << "; run the same command again to continue\n";
+      return 128 + e.signal;
+    }
     std::cout << "hypothesis " << o.hypothesis << ": " << r.out << "/report.html (results.json, CSV tables) in "
               << ProgressBar::format_duration(r.seconds) << "\n";
     return 0;
