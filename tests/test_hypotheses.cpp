@@ -58,6 +58,7 @@ TEST(HypothesisQRows, MeansSdAndShareOverEachMethodAndAll) {
   EXPECT_TRUE(std::isnan(rows[0].q_eq1_per_threshold[2]));  // all NaN
   EXPECT_NEAR(rows[0].mask_lift, 1.5, 1e-12);
   EXPECT_NEAR(rows[0].mask_share, 0.375, 1e-12);  // (0.5 + 0.25) / 2
+  EXPECT_NEAR(rows[0].mask_area, 0.25, 1e-12);
 
   // one face: no SD; no mask: NaN
   EXPECT_EQ(rows[1].faces, 1);

@@ -92,7 +92,9 @@ struct QRow {  // one line of Table 1 / one detector of Fig. 4
   double q_eq1 = 0, q_eq1_sd = 0, q_authors = 0, q_authors_sd = 0;
   double positive_share = 0;  // faces with Q (Eq. 1) > 0
   std::vector<double> q_eq1_per_threshold, q_authors_per_threshold;  // means over faces, t = 0.60..0.95
-  double mask_lift = NAN, mask_share = NAN;  // faithfulness of phi_d (NaN without masks)
+  // faithfulness of phi_d (means over the faces with a mask; NaN without masks): the share of its
+  // positive mass inside the mask, the mask's area share, their ratio
+  double mask_share = NAN, mask_area = NAN, mask_lift = NAN;
 };
 // Means and standard deviations over `faces`, per method and "all" (NaN thresholds left out).
 std::vector<QRow> q_rows(const std::vector<ExplainedFace>& faces, const std::string& arch);
