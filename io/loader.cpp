@@ -76,10 +76,7 @@ struct DataLoader::State {
     size = opt.size > 0 ? opt.size : index.settings.size;
     FSTM_CHECK(size >= 8 && size <= 4096, "loader: image size ", size, " is not in 8..4096");
     aligned_index = index.settings.align == "landmarks";
-    align.canvas = size;
-    align.face_width = index.settings.face_width * float(size) / float(std::max(1, index.settings.size));
-    align.scale = index.settings.scale;
-    align.context = 1;
+    align = eval_alignment(index.settings, size);
     for (size_t i = 0; i < index.frames.size(); ++i) {
       const IndexVideo& v = index.videos[size_t(index.frames[i].video)];
       if (!wanted(opt.splits, v.split) || !wanted(opt.methods, v.method) ||
@@ -234,8 +231,8 @@ struct DataLoader::State {
     if (opt.augment) augment_photometric(img, opt.augment_options, rng);
     if (opt.augment && opt.augment_options.align_jitter && can_align) {
       img = align_face(img, f.points, sample_alignment(opt.augment_options, align, rng));
-    } else if (img.width != size || img.height != size) {
-      img = can_align ? align_face(img, f.points, align) : resize_bilinear(img, size, size);
+    } else {
+      img = fit_face(std::move(img), index, f, size);
     }
     if (opt.augment) maybe_flip(img, opt.augment_options, rng);
   }
@@ -306,6 +303,26 @@ struct DataLoader::State {
     cv.notify_all();
   }
 };
+
+AlignOptions eval_alignment(const IndexSettings& settings, int size) {
+  AlignOptions a;
+  a.canvas = size;
+  a.face_width = settings.face_width * float(size) / float(std::max(1, settings.size));
+  a.scale = settings.scale;
+  a.context = 1;
+  return a;
+}
+
+Image fit_face(Image image, const FaceIndex& index, const IndexFrame& frame, int size) {
+  if (image.width == size && image.height == size) return image;
+  if (index.settings.align == "landmarks" && frame.has_points)
+    return align_face(image, frame.points, eval_alignment(index.settings, size));
+  return resize_bilinear(image, size, size);
+}
+
+Image load_face(const FaceIndex& index, const IndexFrame& frame, int size) {
+  return fit_face(load_image(index.png_path(frame)), index, frame, size);
+}
 
 DataLoader::DataLoader(FaceIndex index, LoaderOptions options) : state_(std::make_unique<State>()) {
   state_->index = std::move(index);

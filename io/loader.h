@@ -69,6 +69,12 @@ struct LoaderPosition {
   bool operator==(const LoaderPosition& o) const { return epoch == o.epoch && batch == o.batch; }
 };
 
+// A face as evaluation sees it (no augmentation): the PNG of `frame`, re-aligned with its 5 points
+// (landmark indexes) or resized to size x size when it is not that size already.
+AlignOptions eval_alignment(const IndexSettings& settings, int size);  // the template at `size`, no jitter
+Image fit_face(Image image, const FaceIndex& index, const IndexFrame& frame, int size);
+Image load_face(const FaceIndex& index, const IndexFrame& frame, int size);  // throws naming the PNG
+
 class DataLoader {
  public:
   DataLoader(FaceIndex index, LoaderOptions options);

@@ -656,24 +656,9 @@ TEST(ShapleyPlan, ExplainImageRejectsAClassOutOfRange) {
 
 namespace {
 
-struct CommandResult {
-  int exit_code;
-  std::string out, err;
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-CommandResult run_fstm(const std::string& args, const std::string& dir) {
-  const std::string cmd = std::string("FSTM_PROGRESS=0 ") + FSTM_BINARY_DIR + "/fstm " + args + " > " + dir +
-                          "/stdout.txt 2> " + dir + "/stderr.txt";
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(dir + "/stdout.txt"), read_text(dir + "/stderr.txt")};
-}
+using test::CommandResult;
+using test::read_text;
+using test::run_fstm;
 
 class ExplainCommand : public ::testing::Test {
  protected:
@@ -750,7 +735,7 @@ TEST_F(ExplainCommand, BadInputsExitOneWithAClearMessage) {
       {model_flags() + img + " --samples 0", "--samples must be at least 1"},
       {model_flags() + img + " --class 3", "--class 3 is out of range: the model has 3 classes"},
       {model_flags() + img + " --class -1", "out of range"},
-      {model_flags() + img + " --mean 1,2", "--mean takes 3 comma-separated numbers"},
+      {model_flags() + img + " --mean 1,2", "--mean needs 3 comma-separated numbers"},
       {"--arch resnet18 --num-classes 3 --weights " + *dir_ + "/missing.safetensors --size 32" + img, "missing"},
       {"--arch resnet18 --num-classes 5 --weights " + *dir_ + "/weights.safetensors --size 32" + img, "fc."},
       {"--model " + *dir_ + "/weights.safetensors" + img, "no arch/num_classes"},

@@ -2,9 +2,13 @@
 
 #include "layers/basic.h"
 
-#include <cmath>
-#include <filesystem>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <sstream>
 
@@ -82,6 +86,20 @@ std::string temp_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+CommandResult run_fstm(const std::string& args, const std::string& dir) {
+  const std::string cmd = std::string("FSTM_PROGRESS=0 ") + FSTM_BINARY_DIR + "/fstm " + args + " > " + dir +
+                          "/stdout.txt 2> " + dir + "/stderr.txt";
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(dir + "/stdout.txt"), read_text(dir + "/stderr.txt")};
 }
 
 }  // namespace fstm::test

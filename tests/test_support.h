@@ -28,6 +28,14 @@ bool have_cuda();
 std::string cuda_skip_reason();
 std::string source_dir();   // the repository root
 std::string temp_dir(const std::string& name);  // a fresh directory under the build tree
+std::string read_text(const std::string& path);  // "" when the file cannot be read
+
+// Runs the built `fstm` with `args` (progress bars off), stdout and stderr captured through files in dir.
+struct CommandResult {
+  int exit_code;
+  std::string out, err;
+};
+CommandResult run_fstm(const std::string& args, const std::string& dir);
 
 }  // namespace fstm::test
 

@@ -13,7 +13,9 @@
 
 #include "autograd/autograd.h"
 #include "fstm/cli/commands.h"
+#include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
+#include "fstm/lib/model_loader.h"
 #include "fstm/lib/progress.h"
 #include "fstm/lib/shapley.h"
 #include "io/fs.h"
@@ -43,88 +45,6 @@ struct ExplainOptions {
   bool json = false;
 };
 
-std::array<float, 3> parse_triplet(const std::string& text, const char* flag) {
-  std::array<float, 3> v{};
-  std::stringstream s(text);
-  std::string item;
-  int n = 0;
-  while (std::getline(s, item, ',')) {
-    FSTM_CHECK(n < 3, flag, " takes 3 comma-separated numbers, got '", text, "'");
-    try {
-      size_t used = 0;
-      v[size_t(n)] = std::stof(item, &used);
-      FSTM_CHECK(used == item.size(), "");
-    } catch (const std::exception&) {
-      throw Error(std::string(flag) + " takes 3 comma-separated numbers, got '" + text + "'");
-    }
-    ++n;
-  }
-  FSTM_CHECK(n == 3, flag, " takes 3 comma-separated numbers, got '", text, "'");
-  return v;
-}
-
-// What the model is and where its weights come from: --model FILE (fstm's checkpoint metadata) or
-// --arch/--num-classes/--weights.
-struct ModelSpec {
-  std::string arch, weights;
-  int64_t num_classes = 0;
-  int size = 224;
-  io::Normalization norm;
-};
-
-ModelSpec resolve_model(const ExplainOptions& o) {
-  ModelSpec m;
-  if (!o.model.empty()) {
-    const io::SafetensorsFile file = io::read_safetensors(o.model);
-    const io::ModelMetadata meta = io::parse_model_metadata(file.metadata, o.model);
-    FSTM_CHECK(!meta.arch.empty() && meta.num_classes > 0, o.model,
-               ": the checkpoint's metadata has no arch/num_classes; give --arch, --num-classes and --weights");
-    m.arch = meta.arch;
-    m.num_classes = meta.num_classes;
-    if (meta.input_size > 0) m.size = int(meta.input_size);
-    if (meta.normalization) m.norm = *meta.normalization;
-    m.weights = o.model;
-  } else {
-    FSTM_CHECK(!o.arch.empty() && o.num_classes > 0 && !o.weights.empty(),
-               "give the model: --model FILE, or --arch, --num-classes and --weights");
-    m.arch = o.arch;
-    m.num_classes = o.num_classes;
-    m.weights = o.weights;
-  }
-  if (o.size > 0) m.size = o.size;
-  if (!o.mean.empty()) m.norm.mean = parse_triplet(o.mean, "--mean");
-  if (!o.std.empty()) m.norm.std = parse_triplet(o.std, "--std");
-  for (float s : m.norm.std) FSTM_CHECK(s > 0, "--std values must be positive");
-  return m;
-}
-
-std::unique_ptr<ImageClassifier> load_model(const ModelSpec& m, Device device) {
-  auto model = make_classifier(m.arch, m.num_classes, 0);
-  io::StateDict targets;
-  for (auto& [name, t] : model->state_dict()) targets.add(name, t);
-  io::load_state_dict(io::read_safetensors(m.weights), targets);
-  model->eval();
-  model->to(device);
-  return model;
-}
-
-nlohmann::json grid_json(const std::vector<double>& phi, int L) {
-  nlohmann::json rows = nlohmann::json::array();
-  for (int i = 0; i < L; ++i)
-    rows.push_back(std::vector<double>(phi.begin() + i * L, phi.begin() + (i + 1) * L));
-  return rows;
-}
-
-std::string csv_of(const std::vector<double>& phi, int L) {
-  std::ostringstream s;
-  s.precision(9);
-  for (int i = 0; i < L; ++i) {
-    for (int j = 0; j < L; ++j) s << (j ? "," : "") << phi[size_t(i * L + j)];
-    s << "\n";
-  }
-  return s.str();
-}
-
 int run_explain(const ExplainOptions& o) {
   if (o.threads > 0) kernels::set_num_threads(o.threads);
   ShapleyOptions so;
@@ -143,25 +63,33 @@ int run_explain(const ExplainOptions& o) {
   const DType dtype = parse_dtype(o.dtype);
   FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16");
 
-  const ModelSpec spec = resolve_model(o);
+  ModelSpec ms;  // fstm/lib/model_loader.h: --model, or --arch/--num-classes/--weights
+  ms.model = o.model;
+  if (!o.arch.empty()) ms.arch = o.arch;
+  ms.num_classes = o.num_classes;
+  ms.weights = o.weights;
+  ms.size = o.size;
+  ms.mean = o.mean;
+  ms.std = o.std;
+  ms.device = o.device;
+  const LoadedModel loaded = load_model(ms);
+  const int size = loaded.input_size;
+  const int64_t num_classes = loaded.config.num_classes();
   io::Image img = io::load_image(o.image);
-  if (img.width != spec.size || img.height != spec.size) {
-    FSTM_CHECK(o.resize, o.image, " is ", img.width, "x", img.height, " but the model takes ", spec.size, "x",
-               spec.size, " images (pass --resize to resize it)");
-    img = io::resize_bilinear(img, spec.size, spec.size);
+  if (img.width != size || img.height != size) {
+    FSTM_CHECK(o.resize, o.image, " is ", img.width, "x", img.height, " but the model takes ", size, "x",
+               size, " images (pass --resize to resize it)");
+    img = io::resize_bilinear(img, size, size);
   }
-  FSTM_CHECK(int64_t(o.grid) * o.grid <= int64_t(img.width) * img.height && o.grid <= img.width &&
-                 o.grid <= img.height,
-             "a ", o.grid, "x", o.grid, " grid (", int64_t(o.grid) * o.grid, " players) does not fit a ", img.width,
-             "x", img.height, " image: each grid cell needs at least one pixel per side");
+  check_grid_fits(o.grid, img.height, img.width);
   const GridGeometry geometry = GridGeometry::make(img.height, img.width, o.grid);
   check_shapley_options(so, geometry.players());
   const bool have_target = o.target_flag && o.target_flag->count() > 0;
-  FSTM_CHECK(!have_target || (o.target >= 0 && o.target < spec.num_classes), "--class ", o.target, " is out of range: the model has ", spec.num_classes,
-             " classes (0..", spec.num_classes - 1, ")");
+  FSTM_CHECK(!have_target || (o.target >= 0 && o.target < num_classes), "--class ", o.target, " is out of range: the model has ", num_classes,
+             " classes (0..", num_classes - 1, ")");
 
-  auto model = load_model(spec, device);
-  const Tensor x = io::image_to_tensor(img, spec.norm);  // [1, S, S, 3]
+  ImageClassifier* model = loaded.net.get();
+  const Tensor x = io::image_to_tensor(img, loaded.normalization);  // [1, S, S, 3]
   std::vector<float> logits;
   {
     NoGradGuard no_grad;
@@ -170,15 +98,14 @@ int run_explain(const ExplainOptions& o) {
   const int64_t predicted = int64_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
   const int64_t target = have_target ? o.target : predicted;
 
-  const int64_t planned = planned_evaluations(geometry.players(), so);
+  ModelExplainer explainer(*model, size, so, o.batch, dtype, device);
+  const int64_t planned = explainer.planned_evaluations();
   const int64_t batch = std::min<int64_t>(o.batch, planned);
-  InferencePlan plan([&](const Tensor& in) { return model->forward(in); }, Shape{batch, img.height, img.width, 3},
-                     dtype, device);
   ShapleyResult r;
   {
     ProgressBar bar("explain", planned, "forwards", progress_stream());
     int64_t shown = 0;
-    r = explain_image(plan, x, target, so, [&](int64_t done, int64_t) {
+    r = explainer.explain(x, target, [&](int64_t done, int64_t) {
       bar.add(done - shown);
       shown = done;
     });
@@ -188,7 +115,7 @@ int run_explain(const ExplainOptions& o) {
   for (const InstabilityPoint& p : r.curve) curve.push_back({p.samples, p.instability});
   const nlohmann::json j = {
       {"image", o.image},
-      {"arch", spec.arch},
+      {"arch", loaded.config.arch},
       {"class", target},
       {"predicted_class", predicted},
       {"logits", logits},
@@ -202,8 +129,8 @@ int run_explain(const ExplainOptions& o) {
       {"dtype", o.dtype},
       {"device", device.str()},
       {"batch", batch},
-      {"backend", plan.backend()},
-      {"phi", grid_json(r.phi, o.grid)},
+      {"backend", explainer.backend()},
+      {"phi", map_json(r.phi, o.grid)},
       {"v_full", r.v_full},
       {"v_empty", r.v_empty},
       {"efficiency_gap", r.efficiency_gap()},
@@ -225,7 +152,7 @@ int run_explain(const ExplainOptions& o) {
     const std::string stem = o.out + "/" + std::filesystem::path(o.image).stem().string();
     io::write_file_atomic(stem + "_shapley.png", io::encode_png(heatmap_overlay(img, r.phi, geometry)));
     io::write_file_atomic(stem + "_shapley_map.png", io::encode_png(heatmap_image(r.phi, geometry)));
-    io::write_file_atomic(stem + "_shapley.csv", csv_of(r.phi, o.grid));
+    io::write_file_atomic(stem + "_shapley.csv", map_csv(r.phi, o.grid));
     io::write_file_atomic(stem + "_shapley.json", j.dump(1) + "\n");
   }
   if (o.json) {
@@ -233,7 +160,7 @@ int run_explain(const ExplainOptions& o) {
   } else {
     std::cout << "class " << target << (have_target ? "" : " (predicted)") << ", " << o.grid << "x" << o.grid
               << " grid, " << r.samples << " samples (" << shapley_sampler_name(so.sampler) << "): " << r.evaluations
-              << " forwards in " << ProgressBar::format_duration(r.seconds) << " on " << plan.backend() << "\n"
+              << " forwards in " << ProgressBar::format_duration(r.seconds) << " on " << explainer.backend() << "\n"
               << "v(full) = " << r.v_full << ", v(empty) = " << r.v_empty << ", sum(phi) - (v(full) - v(empty)) = "
               << r.efficiency_gap() << ", instability of the halves = " << r.instability << "\n";
     if (!o.out.empty()) std::cout << "wrote " << o.out << "/*_shapley.{png,csv,json}\n";

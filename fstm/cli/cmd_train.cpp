@@ -2,33 +2,17 @@
 // a face index. Settings come from flags or --config FILE.json (keys as the flags, '_' for '-');
 // flags given on the command line win. Ctrl-C (SIGINT) or SIGTERM saves DIR/last.safetensors and
 // exits with 128 + the signal; `--resume` continues from there.
-#include <signal.h>
-
-#include <atomic>
 #include <filesystem>
 #include <iostream>
 
 #include "fstm/cli/commands.h"
+#include "fstm/cli/stop_signal.h"
 #include "fstm/lib/trainer.h"
 #include "io/fs.h"
 
 namespace fstm::cli {
 
 namespace {
-
-std::atomic<int> g_stop_signal{0};
-
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
-
-// The handler fires once (SA_RESETHAND): a second Ctrl-C kills the program as usual.
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
 
 nlohmann::json load_json(const std::string& path) {
   const std::vector<uint8_t> bytes = io::read_file(path);
@@ -84,8 +68,8 @@ int run_train(TrainFlags& f) {
   apply_train_config(o, flags, "the command line");
   o.resume = f.o.resume;
   o.progress = f.o.progress;
-  o.stop = &g_stop_signal;
   install_stop_handlers();
+  o.stop = &stop_signal();
 
   const TrainResult r = train(o);
   if (r.stopped_by_signal) {

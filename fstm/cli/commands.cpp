@@ -5,6 +5,7 @@ namespace fstm::cli {
 std::vector<Command> all_commands() {
   return {
       make_info_command(),
+      make_demo_command(),
       make_synth_command(),
       make_extract_command(),
       make_compress_command(),
@@ -14,6 +15,7 @@ std::vector<Command> all_commands() {
       make_predict_command(),
       make_bench_command(),
       make_explain_command(),
+      make_hypothesis_command(),
   };
 }
 

@@ -1,0 +1,131 @@
+// The paper's three hypotheses as experiments (`fstm hypothesis 1|2|3`), on a face index (fstm
+// extract, or the synthetic default): each trains what it needs (or takes checkpoints), computes
+// Shapley maps of v_d, v_s and v_t (fstm/lib/shapley.h), and writes CSV/JSON and a self-contained
+// report.html (fstm/lib/report.h) into the output folder.
+//
+//   H1  Q > 0 for trained detectors: Q_tau (Eq. 1 and the authors' variant, fstm/lib/metrics_shapley.h)
+//       per manipulation method and backbone (paper Table 1), example panels (Fig. 3), the
+//       instability-vs-T curve, and on synthetic data the share of phi_d inside the manipulation mask.
+//   H2  A detector trained on a paired subset (its reals are the sources/targets of its fakes) against
+//       one trained on an unpaired subset of the same size (io::build_h2_subsets): ACC/AUC (Table 2)
+//       and Q_tau at every threshold 0.60..0.95 (Fig. 4).
+//   H3  delta (Eq. 2): the mean cosine of the c23 and c40 maps with the raw map, for v_d, v_s, v_t
+//       (Table 3).
+//
+// Maps: v_d explains the fake class (1) of fake faces; v_s and v_t the ground-truth source and target
+// identity. Identity encoders only know the identities they were trained on, so the faces explained
+// come from the first split among --split (default: test, val, train) whose identities both encoders
+// know: with encoders trained here on the train split, that is the train split.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "fstm/lib/evaluator.h"
+#include "fstm/lib/metrics_shapley.h"
+#include "fstm/lib/pipeline.h"
+#include "fstm/lib/trainer.h"
+
+namespace fstm {
+
+struct HypothesisOptions {
+  int hypothesis = 1;  // 1, 2 or 3
+  std::string data;    // face index JSON; "" = the synthetic default, made under `work`
+  std::string out;     // results and report.html
+  std::string work;    // synthetic data and training runs, reused between calls; "" = OUT/work
+  std::vector<std::string> archs = {"resnet18"};  // backbones of the models trained here
+
+  // checkpoints instead of training (with one --arch): v_d, v_s, v_t; H2's two detectors
+  std::string det, source, target, paired, unpaired;
+
+  // data
+  std::string compression = "c23";  // what H1/H2 train, test and explain on (H3: every one)
+  std::vector<std::string> splits = {"test", "val", "train"};  // where explained faces come from
+  int identities = 0;  // H2: real identities per subset; 0 = 40, or the most the train split allows
+  // the default data: pipeline.h's synthetic set with 4 faces per video (frames of a video are much
+  // alike; half the training images of 8 for the same identities)
+  SyntheticFacesOptions synthetic = [] {
+    SyntheticFacesOptions s;
+    s.faces_per_video = 4;
+    return s;
+  }();
+
+  // Shapley maps
+  int grid = 8;
+  int64_t samples = 16;  // T (permutations)
+  int faces = 0;         // faces explained per manipulation method; 0 = 4 (H1), 3 (H2), 2 (H3)
+  int batch = 64;        // masked images per forward
+  uint64_t seed = 0;
+
+  // training (models not given as checkpoints)
+  int epochs = 2;
+  int train_batch = 32;
+  float lr = 1e-3f;
+
+  int threads = 0;  // 0: the default
+  bool progress = true;
+  const std::atomic<int>* stop = nullptr;  // non-zero: stop training/explaining and throw Interrupted
+
+  // Small sizes for tests: a tiny synthetic set, one epoch, a 4 x 4 grid, 4 samples, 1 face per
+  // method. Applied by quick_options() on top of the options given.
+  static HypothesisOptions quick(HypothesisOptions base);
+};
+
+// One face's three maps and its Q values.
+struct ExplainedFace {
+  int64_t frame = 0;  // into the index's frames
+  std::string arch, method, video_id, compression, split, png;
+  int64_t source_class = 0, target_class = 0;
+  double p_fake = 0;               // v_d's probability of fake
+  ShapleyMap phi_d, phi_s, phi_t;  // raw maps, L x L
+  QResult q_eq1, q_authors;
+  Faithfulness faithfulness{NAN, NAN, NAN};  // phi_d against the manipulation mask (synthetic data)
+  nlohmann::json to_json() const;
+};
+
+struct QRow {  // one line of Table 1 / one detector of Fig. 4
+  std::string arch, method;  // method "all": every face together
+  int faces = 0;
+  double q_eq1 = 0, q_eq1_sd = 0, q_authors = 0, q_authors_sd = 0;
+  double positive_share = 0;  // faces with Q (Eq. 1) > 0
+  std::vector<double> q_eq1_per_threshold, q_authors_per_threshold;  // means over faces, t = 0.60..0.95
+  // faithfulness of phi_d (means over the faces with a mask; NaN without masks): the share of its
+  // positive mass inside the mask, the mask's area share, their ratio
+  double mask_share = NAN, mask_area = NAN, mask_lift = NAN;
+};
+// Means and standard deviations over `faces`, per method and "all" (NaN thresholds left out).
+std::vector<QRow> q_rows(const std::vector<ExplainedFace>& faces, const std::string& arch);
+
+struct HypothesisResult {
+  int hypothesis = 0;
+  std::string index, out, explain_split;
+  nlohmann::json models;  // what was trained or loaded: paths, descriptions, test metrics
+  double seconds = 0;
+  // H1
+  std::vector<QRow> q_table;
+  std::vector<ExplainedFace> faces;
+  std::map<std::string, InstabilityCurve> instability;  // "v_d (resnet18)" -> curve
+  // H2
+  EvalReport h2_paired, h2_unpaired;  // detection on the test split, per method and "all"
+  std::vector<QRow> h2_q;                        // "paired" and "unpaired" (in QRow::arch)
+  int h2_identities = 0;
+  // H3
+  struct DeltaRow {
+    std::string arch, model, method;  // model: v_d, v_s, v_t
+    int faces = 0;
+    double cos_c23 = 0, cos_c40 = 0, delta = 0, delta_sd = 0;
+  };
+  std::vector<DeltaRow> deltas;
+
+  nlohmann::json to_json() const;
+};
+
+// Runs the hypothesis and writes OUT/results.json, the CSV tables, maps/ and OUT/report.html.
+// Throws fstm::Error on bad input (missing index, a checkpoint of the wrong kind, a grid larger than
+// the faces, a hypothesis number other than 1-3) and Interrupted when options.stop fires.
+HypothesisResult run_hypothesis(const HypothesisOptions& options);
+
+}  // namespace fstm

@@ -1,0 +1,71 @@
+// Reusable steps of the experiments (`fstm demo`, `fstm hypothesis`): the synthetic data set with
+// its aligned faces, and training runs that are reused when they already exist.
+//
+// Every step leaves a record of the settings it ran with once it is complete, so that a second
+// call with the same settings reuses the result, and a call with other settings redoes the step
+// instead of mixing old and new results:
+//   DIR/data.pipeline.json     the synthetic FF++ tree DIR/data (io/synth.h): settings, complete or not
+//   DIR/faces.pipeline.json    the faces and DIR/faces/index.json (io/extract.h): the same
+//   RUN/pipeline_data.json         the face index a training run was started on (a content hash)
+// A training run's own config.json (fstm/lib/trainer.h) holds the rest of its settings.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fstm/lib/trainer.h"
+
+namespace fstm {
+
+struct SyntheticFacesOptions {
+  int identities = 60, frames = 16, video_size = 128, face_size = 64, faces_per_video = 8;
+  uint64_t seed = 0;
+  bool compress = true;  // also c23/c40
+  int threads = 2;
+  bool progress = true;
+  // When it becomes non-zero, the data generation stops (throwing Interrupted) at the next video;
+  // the face extraction cannot be cut short and finishes first. Nothing incomplete is ever reused.
+  const std::atomic<int>* stop = nullptr;
+};
+
+struct SyntheticFaces {
+  std::string data_dir, index;  // the FF++ tree and the face index JSON
+  bool data_reused = false, faces_reused = false;
+};
+
+// Thrown when a step was cut short by SyntheticFacesOptions::stop.
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(int signal, const std::string& what) : Error(what), signal(signal) {}
+  int signal;
+};
+
+// Writes DIR/data (the synthetic FF++ tree) and DIR/faces (aligned face PNGs + index.json, from the
+// generator's ground-truth landmarks); each part is reused when a previous complete run with the same
+// options left it, redone otherwise. Returns the paths. Throws fstm::Error when DIR (or DIR/faces)
+// cannot be written, and when DIR/faces exists but was not written by this function (it is
+// deleted before it is redone, so it must have a record).
+SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, const std::string& dir);
+
+// The settings that decide a synthetic data set (for records and reports).
+nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& options);
+
+// train(options) unless options.out already holds a finished run with the same configuration, in
+// which case it returns that run's result without training; an unfinished run is resumed.
+// "The same configuration" is the saved config.json equal to train_options_json(options) except
+// for threads, workers, checkpoint_every, max_steps, out and data, and the same face index content. A run with
+// another configuration (or from another index) is deleted and trained again, with a note on stderr.
+// options.resume is ignored (it is decided here). TrainResult::epochs holds every completed epoch of
+// the run (from metrics.jsonl), also when nothing was trained by this call.
+TrainResult train_or_reuse(TrainOptions options);
+
+// FNV-1a of a file's bytes, as 16 hex digits: tells whether a step's input is the very file an
+// earlier step used (a face index, a checkpoint).
+std::string file_fingerprint(const std::string& path);
+
+// The epochs recorded in a run's metrics.jsonl (a torn last line is skipped); empty when the file
+// does not exist.
+std::vector<EpochMetrics> read_epoch_metrics(const std::string& path);
+
+}  // namespace fstm
