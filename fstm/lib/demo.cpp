@@ -11,6 +11,7 @@
 
 #include "autograd/autograd.h"
 #include "fstm/lib/evaluator.h"
+#include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
 #include "fstm/lib/model_loader.h"
 #include "fstm/lib/progress.h"
@@ -19,9 +20,9 @@
 #include "io/dataset.h"
 #include "io/face.h"
 #include "io/fs.h"
+#include "io/loader.h"
 #include "io/video.h"
 #include "kernels/backend.h"
-#include "layers/inference.h"
 
 namespace fstm {
 
@@ -172,7 +173,7 @@ json evaluate_encoder(const DemoOptions& o, const std::string& checkpoint, const
 
 struct Explainer {
   LoadedModel model;
-  std::unique_ptr<InferencePlan> plan;
+  std::unique_ptr<ModelExplainer> shapley;  // compiled once for every map of this model
 };
 
 // The test fakes to explain: the first frame of the first test video of each method, in method
@@ -257,16 +258,11 @@ json explain_faces(const DemoOptions& o, const std::map<std::string, std::string
                    const io::FaceIndex& index, const std::string& data_dir, const fs::path& out) {
   const std::vector<ExplainedFace> faces = pick_faces(index, o.explain_faces);
   FSTM_CHECK(!faces.empty(), index.root, ": no test fake with faces at raw, c23 and c40 to explain");
-  const Device device = Device::cpu();
   const int size = index.settings.size;
-  const GridGeometry geometry = GridGeometry::make(size, size, o.explain_grid);
   ShapleyOptions so;
   so.grid = o.explain_grid;
   so.samples = o.explain_samples;
   so.seed = o.seed;
-  check_shapley_options(so, geometry.players());
-  const int64_t planned = planned_evaluations(geometry.players(), so);
-  const int64_t batch = std::min<int64_t>(64, planned);
 
   std::map<std::string, Explainer> models;
   for (const char* name : {"det", "source", "target"}) {
@@ -274,11 +270,11 @@ json explain_faces(const DemoOptions& o, const std::map<std::string, std::string
     spec.model = checkpoints.at(name);
     Explainer e;
     e.model = load_model(spec);
-    ImageClassifier* net = e.model.net.get();
-    e.plan = std::make_unique<InferencePlan>([net](const Tensor& in) { return net->forward(in); },
-                                             Shape{batch, size, size, 3}, DType::f32, device);
+    e.shapley = std::make_unique<ModelExplainer>(*e.model.net, size, so);
     models.emplace(name, std::move(e));
   }
+  const GridGeometry& geometry = models.at("det").shapley->geometry();
+  const int64_t planned = models.at("det").shapley->planned_evaluations();
 
   const fs::path pictures = out / "explain";
   io::ensure_dir(pictures.string());
@@ -301,15 +297,13 @@ json explain_faces(const DemoOptions& o, const std::map<std::string, std::string
     std::map<std::string, io::Image> images;
     for (const char* c : kCompressions) {
       const io::IndexFrame& f = index.frames[size_t(face.frame_at.at(c))];
-      images[c] = io::load_image(index.png_path(f));
-      FSTM_CHECK(images[c].width == size && images[c].height == size, index.png_path(f), " is ", images[c].width, "x",
-                 images[c].height, ", the index says ", size);
+      images[c] = io::load_face(index, f, size);  // as evaluation sees it
       for (auto& [name, e] : models) {
         const int64_t target = name == "det" ? 1 : name == "source" ? face.source : face.target;
         FSTM_CHECK(target < e.model.config.num_classes(), e.model.source, " has no class ", target, " for ", face.video_id);
         const Tensor x = io::image_to_tensor(images[c], e.model.normalization);
         int64_t shown = 0;
-        const ShapleyResult r = explain_image(*e.plan, x, target, so, [&](int64_t done, int64_t) {
+        const ShapleyResult r = e.shapley->explain(x, target, [&](int64_t done, int64_t) {
           if (bar) bar->add(done - shown);
           shown = done;
         });
