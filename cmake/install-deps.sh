@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev                                                  # oneDNN: CPU fast path
+  ocl-icd-opencl-dev                                           # Debian's dnnl-config.cmake needs OpenCL
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg  # video decode/encode
   libstb-dev                                                   # PNG/JPEG
   libdlib-dev libdlib-data                                     # face detector + 68 landmarks
