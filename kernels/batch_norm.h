@@ -26,7 +26,21 @@ namespace fstm::kernels {
      (accumulate). dgamma/dbeta may be undefined. */                                              \
   void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& gamma,           \
                                 const Tensor& running_mean, const Tensor& running_var, float eps, \
-                                Tensor& dx, Tensor& dgamma, Tensor& dbeta);
+                                Tensor& dx, Tensor& dgamma, Tensor& dbeta);                       \
+  /* ResNet's epilogue fused into train-mode batch norm: y = relu(bn(x) + residual), residual     \
+     optional (undefined: y = relu(bn(x))). Same statistics and running-stat update as            \
+     batch_norm_forward_train; saves two memory passes (four with a residual) per forward. */     \
+  void batch_norm_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta,    \
+                                     const Tensor& residual, Tensor& running_mean,                \
+                                     Tensor& running_var, float momentum, float eps, Tensor& y,   \
+                                     Tensor& save_mean, Tensor& save_invstd);                     \
+  /* Its backward from the output y: dz = dy * (y > 0) goes to dresidual when defined (assign),  \
+     then dx (assign), dgamma, dbeta (accumulate) as batch_norm_backward_train of dz.             \
+     dresidual, or else dx, may be dy itself (overwritten in place). */                           \
+  void batch_norm_relu_backward_train(const Tensor& dy, const Tensor& x, const Tensor& y,         \
+                                      const Tensor& gamma, const Tensor& save_mean,               \
+                                      const Tensor& save_invstd, Tensor& dx, Tensor& dgamma,      \
+                                      Tensor& dbeta, Tensor& dresidual);
 
 FSTM_BATCH_NORM_KERNELS
 namespace ref { FSTM_BATCH_NORM_KERNELS }

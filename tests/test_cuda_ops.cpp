@@ -259,6 +259,43 @@ TEST(CudaOps, BatchNormMatchesReference) {
   }
 }
 
+TEST(CudaOps, BatchNormReluMatchesReference) {
+  FSTM_REQUIRE_CUDA();
+  Rng rng(106);
+  for (bool with_residual : {false, true}) {
+    SCOPED_TRACE(with_residual ? "with residual" : "without residual");
+    const Shape shape{4, 9, 9, 32};
+    const int64_t C = shape.back();
+    Tensor x = random(shape, rng, -1.0f, 3.0f), gamma = random(Shape{C}, rng, 0.5f, 1.5f), beta = random(Shape{C}, rng);
+    Tensor residual = with_residual ? random(shape, rng) : Tensor();
+    Tensor rm_ref = random(Shape{C}, rng), rv_ref = random(Shape{C}, rng, 0.5f, 2.0f);
+    Tensor rm = on_gpu(rm_ref), rv = on_gpu(rv_ref);
+    Tensor y_ref = Tensor::empty(shape), mean_ref = Tensor::empty(Shape{C}), invstd_ref = Tensor::empty(Shape{C});
+    k::ref::batch_norm_relu_forward_train(x, gamma, beta, residual, rm_ref, rv_ref, 0.1f, 1e-5f, y_ref, mean_ref,
+                                          invstd_ref);
+    Tensor y = gpu_poisoned(shape), mean = gpu_poisoned(Shape{C}), invstd = gpu_poisoned(Shape{C});
+    k::batch_norm_relu_forward_train(on_gpu(x), on_gpu(gamma), on_gpu(beta), on_gpu(residual), rm, rv, 0.1f, 1e-5f, y,
+                                     mean, invstd);
+    EXPECT_TRUE(close_to(y, y_ref, 1e-4f)) << "forward";
+    EXPECT_TRUE(test::all_close(rv, rv_ref, 1e-6f, 1e-5f)) << "running var";
+
+    Tensor dy = random(shape, rng);
+    Tensor dx_ref = Tensor::empty(shape), dg_ref = random(Shape{C}, rng), db_ref = random(Shape{C}, rng);
+    Tensor dres_ref = with_residual ? Tensor::empty(shape) : Tensor();
+    Tensor dx = gpu_poisoned(shape), dg = on_gpu(dg_ref), db = on_gpu(db_ref);
+    Tensor dres = with_residual ? gpu_poisoned(shape) : Tensor();
+    k::ref::batch_norm_relu_backward_train(dy, x, y_ref, gamma, mean_ref, invstd_ref, dx_ref, dg_ref, db_ref, dres_ref);
+    k::batch_norm_relu_backward_train(on_gpu(dy), on_gpu(x), on_gpu(y_ref), on_gpu(gamma), on_gpu(mean_ref),
+                                      on_gpu(invstd_ref), dx, dg, db, dres);
+    EXPECT_TRUE(close_to(dx, dx_ref, 1e-4f)) << "dx";
+    EXPECT_TRUE(close_to(dg, dg_ref, 1e-5f)) << "dgamma";
+    EXPECT_TRUE(close_to(db, db_ref, 1e-5f)) << "dbeta";
+    if (with_residual) {
+      EXPECT_EQ(dres.to_vector(), dres_ref.to_vector()) << "dresidual: dy or 0, exact";
+    }
+  }
+}
+
 // ---- activations ----------------------------------------------------------------------------------
 
 TEST(CudaOps, ActivationsMatchReference) {

@@ -193,6 +193,66 @@ TEST(OpsBatchNorm, EvalForwardBackwardMatchReference) {
   }
 }
 
+// The fused ResNet epilogue relu(bn(x) + residual) against the reference (batch norm, then the sum
+// and ReLU spelled out), with and without a residual; gradients with and without the residual's.
+TEST(OpsBatchNorm, ReluFusedTrainMatchesReference) {
+  Rng rng(55);
+  for (const BnCase& c : bn_cases()) {
+    for (bool with_residual : {false, true}) {
+      SCOPED_TRACE(c.shape.str() + (with_residual ? " with residual" : " without residual"));
+      const int64_t C = c.shape.back();
+      Tensor x = bn_input(c, rng), dy = test::random_tensor(c.shape, rng);
+      Tensor gamma = test::random_tensor(Shape{C}, rng, 0.5f, 1.5f), beta = test::random_tensor(Shape{C}, rng);
+      Tensor residual = with_residual ? test::random_tensor(c.shape, rng) : Tensor();
+      Tensor rm0 = test::random_tensor(Shape{C}, rng), rv0 = test::random_tensor(Shape{C}, rng, 0.5f, 2.0f);
+
+      Tensor rm_ref = rm0.clone(), rv_ref = rv0.clone(), y_ref = Tensor::empty(c.shape);
+      Tensor mean_ref = Tensor::empty(Shape{C}), invstd_ref = Tensor::empty(Shape{C});
+      kernels::ref::batch_norm_relu_forward_train(x, gamma, beta, residual, rm_ref, rv_ref, 0.1f, 1e-5f, y_ref,
+                                                  mean_ref, invstd_ref);
+      Tensor rm = rm0.clone(), rv = rv0.clone(), y = test::poisoned(c.shape);
+      Tensor mean = test::poisoned(Shape{C}), invstd = test::poisoned(Shape{C});
+      kernels::cpu::batch_norm_relu_forward_train(x, gamma, beta, residual, rm, rv, 0.1f, 1e-5f, y, mean, invstd);
+      FSTM_EXPECT_CLOSE(y, y_ref, 2e-4f, 1e-4f);
+      FSTM_EXPECT_CLOSE(mean, mean_ref, 1e-6f, 1e-6f);
+      FSTM_EXPECT_CLOSE(invstd, invstd_ref, 0.0f, 1e-5f);
+      FSTM_EXPECT_CLOSE(rm, rm_ref, 1e-6f, 1e-6f);
+      FSTM_EXPECT_CLOSE(rv, rv_ref, 1e-6f, 1e-5f);
+      int64_t zeros = 0;  // the ReLU must have cut something, or the mask goes untested
+      for (float v : y_ref.to_vector()) zeros += v == 0.0f;
+      EXPECT_GT(zeros, 0);
+
+      // Backward from the reference output (so both see the same ReLU mask).
+      Tensor dx_ref = Tensor::empty(c.shape), dg_ref = Tensor::zeros(Shape{C}), db_ref = Tensor::zeros(Shape{C});
+      Tensor dres_ref = with_residual ? Tensor::empty(c.shape) : Tensor();
+      kernels::ref::batch_norm_relu_backward_train(dy, x, y_ref, gamma, mean_ref, invstd_ref, dx_ref, dg_ref, db_ref,
+                                                   dres_ref);
+      Tensor start_g = test::random_tensor(Shape{C}, rng, 1.0f, 2.0f), start_b = test::random_tensor(Shape{C}, rng);
+      Tensor dx = test::poisoned(c.shape), dg = start_g.clone(), db = start_b.clone();
+      Tensor dres = with_residual ? test::poisoned(c.shape) : Tensor();
+      kernels::cpu::batch_norm_relu_backward_train(dy, x, y_ref, gamma, mean_ref, invstd_ref, dx, dg, db, dres);
+      FSTM_EXPECT_CLOSE(dx, dx_ref, 2e-4f * std::max(1.0f, 1.0f / c.spread), 1e-3f);
+      FSTM_EXPECT_CLOSE(dg, test::plus(start_g, dg_ref), 1e-3f, 1e-4f);
+      FSTM_EXPECT_CLOSE(db, test::plus(start_b, db_ref), 1e-3f, 1e-4f);
+      if (with_residual) {
+        EXPECT_EQ(dres.to_vector(), dres_ref.to_vector());  // dy or 0: exact (and no poison left)
+      }
+
+      // In place, as the autograd node calls it: the residual's gradient, or else dx, written over dy.
+      Tensor dy_inplace = dy.clone(), dg2 = start_g.clone(), db2 = start_b.clone();
+      Tensor dx2 = with_residual ? test::poisoned(c.shape) : dy_inplace;
+      Tensor dres2 = with_residual ? dy_inplace : Tensor();
+      kernels::cpu::batch_norm_relu_backward_train(dy_inplace, x, y_ref, gamma, mean_ref, invstd_ref, dx2, dg2, db2,
+                                                   dres2);
+      FSTM_EXPECT_CLOSE(dx2, dx_ref, 2e-4f * std::max(1.0f, 1.0f / c.spread), 1e-3f);
+      FSTM_EXPECT_CLOSE(dg2, test::plus(start_g, dg_ref), 1e-3f, 1e-4f);
+      if (with_residual) {
+        EXPECT_EQ(dres2.to_vector(), dres_ref.to_vector());
+      }
+    }
+  }
+}
+
 // ---- global average pooling ----------------------------------------------------------------------------
 
 TEST(OpsGlobalAvgPool, ForwardBackwardMatchReference) {

@@ -4,6 +4,8 @@
 //   train forward   2: statistics (read x), normalise (read x, write y)
 //   train backward  2: sums (read dy, x), dx (read dy, x, write dx)
 //   eval forward    1;  eval backward 1 (dx and the parameter sums together)
+// The fused ResNet epilogue y = relu(bn(x) + residual) keeps those counts: the residual is read
+// and the ReLU applied in the normalising pass, and backward masks dy by y > 0 as it reads it.
 //
 // Parallel over rows: each thread reduces a contiguous range of rows into per-channel partials.
 // Statistics are numerically sound without a second pass over memory: each thread walks its rows in
@@ -112,18 +114,20 @@ void channel_moments(const float* x, int64_t M, int64_t C, std::vector<double>& 
   for (int64_t c = 0; c < C; ++c) var[size_t(c)] = total.m2[size_t(c)] / double(M);
 }
 
-// Per-channel sums for the backward passes: sum_dy[c] = sum_m dy, sum_dyx[c] = sum_m dy * (x - center[c]).
-// When dx is given, also writes dx = dy * dx_scale[c] in the same pass (eval mode).
-void channel_grad_sums(const float* dy, const float* x, const float* center, int64_t M, int64_t C,
-                       std::vector<double>& sum_dy, std::vector<double>& sum_dyx, const float* dx_scale,
-                       float* dx) {
+// Per-channel sums for the backward passes: sum_dy[c] = sum_m g, sum_dyx[c] = sum_m g * (x - center[c]),
+// with g = dy, or g = dy * (relu_out > 0) when relu_out is given (the fused ReLU's mask).
+// When out is given, also writes out = g * out_scale[c] (or g itself without out_scale) in the same
+// pass: dx in eval mode, the residual's gradient in the fused train mode (where out may be dy).
+void channel_grad_sums(const float* dy, const float* relu_out, const float* x, const float* center, int64_t M,
+                       int64_t C, std::vector<double>& sum_dy, std::vector<double>& sum_dyx, const float* out_scale,
+                       float* out) {
   const int T = threads_for(M * C);
   std::vector<double> part(size_t(T) * 2 * size_t(C), 0.0);
 #pragma omp parallel num_threads(T)
   {
     const RowRange rows = rows_of_thread(M);
     double* mine = part.data() + size_t(omp_get_thread_num()) * 2 * size_t(C);
-    std::vector<float> b_dy(static_cast<size_t>(C)), b_dyx(static_cast<size_t>(C));
+    std::vector<float> b_dy(static_cast<size_t>(C)), b_dyx(static_cast<size_t>(C)), masked(static_cast<size_t>(C));
     const int64_t R = block_rows(C);
     for (int64_t r0 = rows.begin; r0 < rows.end; r0 += R) {  // float within a block, double across
       const int64_t r1 = std::min(rows.end, r0 + R);
@@ -132,17 +136,28 @@ void channel_grad_sums(const float* dy, const float* x, const float* center, int
       float* __restrict s1 = b_dy.data();
       float* __restrict s2 = b_dyx.data();
       for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict g = dy + r * C;
+        const float* g = dy + r * C;  // not __restrict: out may be dy itself (masked in place)
         const float* __restrict v = x + r * C;
+        if (relu_out) {
+          const float* __restrict yr = relu_out + r * C;
+          float* __restrict gm = masked.data();
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) gm[c] = yr[c] > 0.0f ? g[c] : 0.0f;
+          g = gm;
+        }
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
           s1[c] += g[c];
           s2[c] += g[c] * (v[c] - center[c]);
         }
-        if (dx) {
-          float* __restrict out = dx + r * C;
+        if (out) {
+          float* o = out + r * C;
+          if (out_scale) {
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) out[c] = g[c] * dx_scale[c];
+            for (int64_t c = 0; c < C; ++c) o[c] = g[c] * out_scale[c];
+          } else {
+            std::copy(g, g + C, o);
+          }
         }
       }
       for (int64_t c = 0; c < C; ++c) {
@@ -163,14 +178,97 @@ void channel_grad_sums(const float* dy, const float* x, const float* center, int
 // y = ((x - center_hi[c]) - center_lo[c]) * scale[c] + shift[c]. The centre is subtracted before
 // scaling (x * scale + (shift - mean * scale) cancels badly when |mean| >> std) and is given as a
 // float pair hi + lo, so that a batch mean that float cannot hold exactly still centres exactly.
+// Optional epilogue, applied to each row while it is in L1: + residual, then ReLU.
 void normalize(const float* x, const float* center_hi, const float* center_lo, const float* scale, const float* shift,
-               int64_t M, int64_t C, float* y) {
+               int64_t M, int64_t C, float* y, const float* residual = nullptr, bool relu = false) {
 #pragma omp parallel for num_threads(threads_for(M* C)) schedule(static)
   for (int64_t m = 0; m < M; ++m) {
     const float* __restrict in = x + m * C;
     float* __restrict out = y + m * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) out[c] = ((in[c] - center_hi[c]) - center_lo[c]) * scale[c] + shift[c];
+    if (residual) {
+      const float* __restrict r = residual + m * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) out[c] += r[c];
+    }
+    if (relu) {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) out[c] = out[c] > 0.0f ? out[c] : 0.0f;
+    }
+  }
+}
+
+// Train mode: the batch statistics as normalize() takes them (centre hi/lo, scale = gamma * invstd);
+// saves mean and invstd and updates the running statistics (PyTorch's rule).
+struct TrainNormalisation {
+  std::vector<float> mean_hi, mean_lo, scale;
+};
+TrainNormalisation train_statistics(const Tensor& x, const Tensor& gamma, Tensor& running_mean, Tensor& running_var,
+                                    float momentum, float eps, Tensor& save_mean, Tensor& save_invstd) {
+  const int64_t C = x.size(-1), M = x.numel() / C;
+  std::vector<double> mean, var;
+  channel_moments(x.data<float>(), M, C, mean, var);
+  const float* g = gamma.data<float>();
+  TrainNormalisation n{std::vector<float>(size_t(C)), std::vector<float>(size_t(C)), std::vector<float>(size_t(C))};
+  for (int64_t c = 0; c < C; ++c) {
+    const size_t i = size_t(c);
+    const double invstd = 1.0 / std::sqrt(var[i] + eps);
+    n.mean_hi[i] = float(mean[i]);
+    n.mean_lo[i] = float(mean[i] - double(n.mean_hi[i]));
+    n.scale[i] = float(g[c] * invstd);
+    save_mean.data<float>()[c] = n.mean_hi[i];
+    save_invstd.data<float>()[c] = float(invstd);
+    if (running_mean.defined()) {
+      // PyTorch: running = (1 - momentum) running + momentum batch, with the unbiased variance.
+      float& rm = running_mean.data<float>()[c];
+      float& rv = running_var.data<float>()[c];
+      const double unbiased = M > 1 ? var[i] * double(M) / double(M - 1) : var[i];
+      rm = float((1.0 - momentum) * rm + momentum * mean[i]);
+      rv = float((1.0 - momentum) * rv + momentum * unbiased);
+    }
+  }
+  return n;
+}
+
+// Train-mode dx from the sums of g (dy, masked by the fused ReLU): with xhat = (x - mean) * invstd,
+// k = gamma * invstd:
+//   dbeta = sum g,  dgamma = sum g * xhat,
+//   dx = k * (g - dbeta / M) - k * invstd * dgamma / M * (x - mean)
+// g is read from g_src, masked by relu_out > 0 when relu_out is given.
+void train_backward_dx(const float* g_src, const float* relu_out, const float* x, const Tensor& gamma,
+                       const float* mean, const float* invstd, const std::vector<double>& sum_dy,
+                       const std::vector<double>& sum_dyx, int64_t M, int64_t C, float* dx, Tensor& dgamma,
+                       Tensor& dbeta) {
+  std::vector<float> k(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)), kx(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const size_t i = size_t(c);
+    const double s = invstd[c], kk = double(gamma.data<float>()[c]) * s, dgamma_c = sum_dyx[i] * s;
+    k[i] = float(kk);
+    mean_dy[i] = float(sum_dy[i] / double(M));
+    kx[i] = float(kk * s * dgamma_c / double(M));
+    dgamma.data<float>()[c] += float(dgamma_c);
+    dbeta.data<float>()[c] += float(sum_dy[i]);
+  }
+  const float* pk = k.data();
+  const float* pm = mean_dy.data();
+  const float* pkx = kx.data();
+#pragma omp parallel for num_threads(threads_for(M* C)) schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    const float* g = g_src + m * C;  // g and out may be one buffer (dx written over dy): elementwise
+    const float* __restrict v = x + m * C;
+    float* out = dx + m * C;
+    if (relu_out) {
+      const float* __restrict yr = relu_out + m * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) {
+        const float gc = yr[c] > 0.0f ? g[c] : 0.0f;
+        out[c] = pk[c] * (gc - pm[c]) - pkx[c] * (v[c] - mean[c]);
+      }
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) out[c] = pk[c] * (g[c] - pm[c]) - pkx[c] * (v[c] - mean[c]);
+    }
   }
 }
 
@@ -187,29 +285,18 @@ void batch_norm_forward_train(const Tensor& x, const Tensor& gamma, const Tensor
                               Tensor& running_var, float momentum, float eps, Tensor& y, Tensor& save_mean,
                               Tensor& save_invstd) {
   const int64_t C = x.size(-1), M = x.numel() / C;
-  std::vector<double> mean, var;
-  channel_moments(x.data<float>(), M, C, mean, var);
-  const float* g = gamma.data<float>();
-  const float* b = beta.data<float>();
-  std::vector<float> mean_hi(static_cast<size_t>(C)), mean_lo(mean_hi), scale(mean_hi);
-  for (int64_t c = 0; c < C; ++c) {
-    const size_t i = size_t(c);
-    const double invstd = 1.0 / std::sqrt(var[i] + eps);
-    mean_hi[i] = float(mean[i]);
-    mean_lo[i] = float(mean[i] - double(mean_hi[i]));
-    scale[i] = float(g[c] * invstd);
-    save_mean.data<float>()[c] = mean_hi[i];
-    save_invstd.data<float>()[c] = float(invstd);
-    if (running_mean.defined()) {
-      // PyTorch: running = (1 - momentum) running + momentum batch, with the unbiased variance.
-      float& rm = running_mean.data<float>()[c];
-      float& rv = running_var.data<float>()[c];
-      const double unbiased = M > 1 ? var[i] * double(M) / double(M - 1) : var[i];
-      rm = float((1.0 - momentum) * rm + momentum * mean[i]);
-      rv = float((1.0 - momentum) * rv + momentum * unbiased);
-    }
-  }
-  normalize(x.data<float>(), mean_hi.data(), mean_lo.data(), scale.data(), b, M, C, y.data<float>());
+  const TrainNormalisation n = train_statistics(x, gamma, running_mean, running_var, momentum, eps, save_mean, save_invstd);
+  normalize(x.data<float>(), n.mean_hi.data(), n.mean_lo.data(), n.scale.data(), beta.data<float>(), M, C,
+            y.data<float>());
+}
+
+void batch_norm_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual,
+                                   Tensor& running_mean, Tensor& running_var, float momentum, float eps, Tensor& y,
+                                   Tensor& save_mean, Tensor& save_invstd) {
+  const int64_t C = x.size(-1), M = x.numel() / C;
+  const TrainNormalisation n = train_statistics(x, gamma, running_mean, running_var, momentum, eps, save_mean, save_invstd);
+  normalize(x.data<float>(), n.mean_hi.data(), n.mean_lo.data(), n.scale.data(), beta.data<float>(), M, C,
+            y.data<float>(), residual.defined() ? residual.data<float>() : nullptr, true);
 }
 
 void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
@@ -224,38 +311,30 @@ void batch_norm_forward_eval(const Tensor& x, const Tensor& gamma, const Tensor&
 
 void batch_norm_backward_train(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& save_mean,
                                const Tensor& save_invstd, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
-  // With xhat = (x - mean) * invstd, k = gamma * invstd:
-  //   dbeta = sum dy,  dgamma = sum dy * xhat,
-  //   dx = k * (dy - dbeta / M) - k * invstd * dgamma / M * (x - mean)
   const int64_t C = x.size(-1), M = x.numel() / C;
   const float* mean = save_mean.data<float>();
-  const float* invstd = save_invstd.data<float>();
   std::vector<double> sum_dy, sum_dyx;
-  channel_grad_sums(dy.data<float>(), x.data<float>(), mean, M, C, sum_dy, sum_dyx, nullptr, nullptr);
-  std::vector<float> k(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)), kx(static_cast<size_t>(C));
-  for (int64_t c = 0; c < C; ++c) {
-    const size_t i = size_t(c);
-    const double s = invstd[c], kk = double(gamma.data<float>()[c]) * s, dgamma_c = sum_dyx[i] * s;
-    k[i] = float(kk);
-    mean_dy[i] = float(sum_dy[i] / double(M));
-    kx[i] = float(kk * s * dgamma_c / double(M));
-    dgamma.data<float>()[c] += float(dgamma_c);
-    dbeta.data<float>()[c] += float(sum_dy[i]);
-  }
-  const float* pdy = dy.data<float>();
-  const float* px = x.data<float>();
-  float* pdx = dx.data<float>();
-  const float* pk = k.data();
-  const float* pm = mean_dy.data();
-  const float* pkx = kx.data();
-#pragma omp parallel for num_threads(threads_for(M* C)) schedule(static)
-  for (int64_t m = 0; m < M; ++m) {
-    const float* __restrict g = pdy + m * C;
-    const float* __restrict v = px + m * C;
-    float* __restrict out = pdx + m * C;
-#pragma omp simd
-    for (int64_t c = 0; c < C; ++c) out[c] = pk[c] * (g[c] - pm[c]) - pkx[c] * (v[c] - mean[c]);
-  }
+  channel_grad_sums(dy.data<float>(), nullptr, x.data<float>(), mean, M, C, sum_dy, sum_dyx, nullptr, nullptr);
+  train_backward_dx(dy.data<float>(), nullptr, x.data<float>(), gamma, mean, save_invstd.data<float>(), sum_dy,
+                    sum_dyx, M, C, dx.data<float>(), dgamma, dbeta);
+}
+
+void batch_norm_relu_backward_train(const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                                    const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx, Tensor& dgamma,
+                                    Tensor& dbeta, Tensor& dresidual) {
+  const int64_t C = x.size(-1), M = x.numel() / C;
+  const float* mean = save_mean.data<float>();
+  float* dres = dresidual.defined() ? dresidual.data<float>() : nullptr;
+  std::vector<double> sum_dy, sum_dyx;
+  // The masked gradient dz is the residual's gradient: written once here, then read back by the dx
+  // pass instead of dy and y.
+  channel_grad_sums(dy.data<float>(), y.data<float>(), x.data<float>(), mean, M, C, sum_dy, sum_dyx, nullptr, dres);
+  if (dres)
+    train_backward_dx(dres, nullptr, x.data<float>(), gamma, mean, save_invstd.data<float>(), sum_dy, sum_dyx, M, C,
+                      dx.data<float>(), dgamma, dbeta);
+  else
+    train_backward_dx(dy.data<float>(), y.data<float>(), x.data<float>(), gamma, mean, save_invstd.data<float>(),
+                      sum_dy, sum_dyx, M, C, dx.data<float>(), dgamma, dbeta);
 }
 
 void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& gamma, const Tensor& running_mean,
@@ -270,8 +349,8 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& g
     return;
   }
   std::vector<double> sum_dy, sum_dyx;
-  channel_grad_sums(dy.data<float>(), x.data<float>(), running_mean.data<float>(), M, C, sum_dy, sum_dyx, k.data(),
-                    dx.data<float>());
+  channel_grad_sums(dy.data<float>(), nullptr, x.data<float>(), running_mean.data<float>(), M, C, sum_dy, sum_dyx,
+                    k.data(), dx.data<float>());
   for (int64_t c = 0; c < C; ++c) {
     if (dgamma.defined()) dgamma.data<float>()[c] += float(sum_dyx[size_t(c)] * invstd[size_t(c)]);
     if (dbeta.defined()) dbeta.data<float>()[c] += float(sum_dy[size_t(c)]);

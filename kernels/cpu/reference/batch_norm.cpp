@@ -95,4 +95,29 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& g
   }
 }
 
+// The fused ResNet epilogue, spelled out: batch norm, then + residual, then ReLU.
+void batch_norm_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual,
+                                   Tensor& running_mean, Tensor& running_var, float momentum, float eps, Tensor& y,
+                                   Tensor& save_mean, Tensor& save_invstd) {
+  batch_norm_forward_train(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
+  float* py = y.data<float>();
+  const float* pr = residual.defined() ? residual.data<float>() : nullptr;
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const float z = pr ? py[i] + pr[i] : py[i];
+    py[i] = z > 0.0f ? z : 0.0f;
+  }
+}
+
+void batch_norm_relu_backward_train(const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                                    const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx, Tensor& dgamma,
+                                    Tensor& dbeta, Tensor& dresidual) {
+  Tensor dz = Tensor::empty(dy.shape());  // dL/d(bn(x) + residual)
+  const float* pdy = dy.data<float>();
+  const float* py = y.data<float>();
+  float* pdz = dz.data<float>();
+  for (int64_t i = 0; i < dy.numel(); ++i) pdz[i] = py[i] > 0.0f ? pdy[i] : 0.0f;
+  if (dresidual.defined()) dresidual.copy_(dz);
+  batch_norm_backward_train(dz, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+}
+
 }  // namespace fstm::kernels::ref
