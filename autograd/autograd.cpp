@@ -89,12 +89,14 @@ void backward(const Tensor& root, const Tensor& grad_output) {
     FSTM_CHECK(root.numel() == 1, "backward() without a gradient needs a one-element output, got ",
                root.describe());
     seed = Tensor::full(root.shape(), 1.0f, DType::f32, root.device());
+  } else {
+    seed = seed.clone();  // the engine owns every gradient it hands to a node (nodes may overwrite it)
   }
   check_same_shape(seed, root, "backward");
   if (!root.grad_fn()) {  // a leaf: its gradient is the seed
     FSTM_CHECK(root.requires_grad(), "backward() on ", root.describe(),
                " which does not require grad and has no recorded history");
-    accumulate_into_leaf(root.impl(), seed.clone());
+    accumulate_into_leaf(root.impl(), seed);
     return;
   }
 
@@ -114,6 +116,8 @@ void backward(const Tensor& root, const Tensor& grad_output) {
       const Edge& e = node->edges[i];
       if (!e.active()) continue;
       slots[i].mode = e.mode;
+      slots[i].active = true;
+      if (e.mode == GradMode::Handover) continue;  // the node sets it
       if (e.mode == GradMode::Accumulate) {
         if (e.leaf && e.leaf->grad && Tensor(e.leaf->grad).device() == e.device) {
           slots[i].grad = Tensor(e.leaf->grad);  // parameters accumulate in place
@@ -133,6 +137,7 @@ void backward(const Tensor& root, const Tensor& grad_output) {
       const Edge& e = node->edges[i];
       if (!e.active()) continue;
       Tensor& g = slots[i].grad;
+      FSTM_CHECK(g.defined() && g.shape() == e.shape, node->name(), " did not produce the gradient of its input ", i);
       if (e.leaf) {
         if (!(e.leaf->grad && Tensor(e.leaf->grad).shares_storage(g))) accumulate_into_leaf(*e.leaf, g);
       } else {

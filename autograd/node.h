@@ -8,7 +8,12 @@
 //     element (the tests poison these buffers with NaN to prove it).
 //   - mode Accumulate: `grad` already holds a gradient (zeros, or a parameter's .grad); backward
 //     adds into it.
+//   - mode Handover: nothing is allocated; backward sets `grad` to a tensor of its own, typically
+//     grad_output overwritten in place (a pass-through gradient without a copy or a new buffer).
 // An op declares which of its inputs are parameters (accumulate) when it records itself.
+//
+// grad_output belongs to the engine and is not read after backward() returns: an op may overwrite
+// it and hand it over.
 #pragma once
 #include <memory>
 #include <vector>
@@ -17,12 +22,13 @@
 
 namespace fstm {
 
-enum class GradMode : unsigned char { Assign, Accumulate };
+enum class GradMode : unsigned char { Assign, Accumulate, Handover };
 
 struct GradSlot {
-  Tensor grad;          // undefined when the input needs no gradient
+  Tensor grad;          // undefined when the input needs no gradient, and for Handover until set
   GradMode mode = GradMode::Assign;
-  bool needed() const { return grad.defined(); }
+  bool active = false;  // the input needs a gradient
+  bool needed() const { return active; }
 };
 
 // Where the gradient of one input goes: the node that produced it, or a leaf tensor.

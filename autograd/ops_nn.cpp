@@ -47,6 +47,27 @@ struct BatchNormNode final : Node {
   void release_saved() override { x = gamma = save_mean = save_invstd = running_mean = running_var = Tensor(); }
 };
 
+// Train-mode batch norm + residual + ReLU (batch_norm_relu). Keeps x for the statistics' gradient
+// and the output y for ReLU's mask. The gradients reuse dy's buffer (GradMode::Handover): with a
+// residual, dy masked in place is the residual's gradient; without, dx overwrites dy. So the op
+// needs no more gradient buffers than the ReLU alone would.
+struct BatchNormReluNode final : Node {
+  Tensor x, y, gamma, save_mean, save_invstd;
+  bool has_residual = false;
+  const char* name() const override { return "batch_norm_relu"; }
+  void backward(const Tensor& dy, std::vector<GradSlot>& g) override {
+    Tensor dres = has_residual && g[3].needed() ? dy : Tensor();
+    Tensor dx = has_residual ? g[0].grad : dy;  // with a residual, x's slot is an ordinary Assign
+    if (!dx.defined()) dx = Tensor::empty(x.shape(), DType::f32, x.device());  // only dgamma/dbeta wanted
+    Tensor dgamma = g[1].needed() ? g[1].grad : Tensor::zeros(gamma.shape(), DType::f32, x.device());
+    Tensor dbeta = g[2].needed() ? g[2].grad : Tensor::zeros(gamma.shape(), DType::f32, x.device());
+    kernels::batch_norm_relu_backward_train(dy, x, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta, dres);
+    if (!has_residual && g[0].needed()) g[0].grad = dx;
+    if (dres.defined()) g[3].grad = dres;
+  }
+  void release_saved() override { x = y = gamma = save_mean = save_invstd = Tensor(); }
+};
+
 // ---- linear ------------------------------------------------------------------------------------
 struct LinearNode final : Node {
   Tensor x, w;
@@ -148,6 +169,45 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tens
     node->training = training;
     node->eps = eps;
     record(node, {{&x, GradMode::Assign}, {&gamma, GradMode::Accumulate}, {&beta, GradMode::Accumulate}}, y);
+  }
+  return y;
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                       Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual) {
+  if (!training) {
+    Tensor z = batch_norm(x, gamma, beta, running_mean, running_var, false, momentum, eps);
+    return relu(residual.defined() ? add(z, residual) : z);
+  }
+  forbid_trace("batch_norm in training mode");
+  FSTM_CHECK(x.dim() >= 2, "batch_norm_relu: expected [N, ..., C], got ", x.describe());
+  const int64_t C = x.size(-1);
+  check_shape(gamma, Shape{C}, "batch_norm weight");
+  check_shape(beta, Shape{C}, "batch_norm bias");
+  check_f32(x, "batch_norm_relu");
+  if (residual.defined()) {
+    check_same_shape(x, residual, "batch_norm_relu residual");
+    check_f32(residual, "batch_norm_relu residual");
+  }
+  FSTM_CHECK(x.numel() / C > 1, "batch_norm: training needs more than one value per channel, got ", x.describe());
+  Tensor y = empty_like(x, x.shape());
+  Tensor save_mean = Tensor::empty(Shape{C}, DType::f32, x.device());
+  Tensor save_invstd = Tensor::empty(Shape{C}, DType::f32, x.device());
+  kernels::batch_norm_relu_forward_train(x, gamma, beta, residual, running_mean, running_var, momentum, eps, y,
+                                         save_mean, save_invstd);
+  if (needs_grad({&x, &gamma, &beta, &residual})) {
+    auto node = std::make_shared<BatchNormReluNode>();
+    node->x = x.detach();
+    node->y = y.detach();
+    node->gamma = gamma.detach();
+    node->save_mean = save_mean;
+    node->save_invstd = save_invstd;
+    node->has_residual = residual.defined();
+    const GradMode x_mode = node->has_residual ? GradMode::Assign : GradMode::Handover;
+    record(node,
+           {{&x, x_mode}, {&gamma, GradMode::Accumulate}, {&beta, GradMode::Accumulate},
+            {&residual, GradMode::Handover}},
+           y);
   }
   return y;
 }

@@ -40,6 +40,11 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return ops::batch_norm(x, weight, bias, running_mean, running_var, training(), momentum_, eps_);
 }
 
+Tensor BatchNorm::forward_relu(const Tensor& x, const Tensor& residual) {
+  if (training()) num_batches_tracked.data<int64_t>()[0] += 1;
+  return ops::batch_norm_relu(x, weight, bias, running_mean, running_var, training(), momentum_, eps_, residual);
+}
+
 Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias, Rng& rng) {
   FSTM_CHECK(in_features > 0 && out_features > 0, "Linear: ", in_features, " -> ", out_features, " features");
   register_parameter("weight", &weight, Tensor::empty(Shape{out_features, in_features}));

@@ -35,6 +35,8 @@ class BatchNorm : public Layer {
  public:
   explicit BatchNorm(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x) + residual), residual optional: fused into one op in training mode.
+  Tensor forward_relu(const Tensor& x, const Tensor& residual = Tensor());
   float eps() const { return eps_; }
 
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;

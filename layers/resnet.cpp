@@ -32,10 +32,9 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t channels, int stride, Rng& r
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = ops::relu(bn1->forward(conv1->forward(x)));
-  out = bn2->forward(conv2->forward(out));
+  Tensor out = conv2->forward(bn1->forward_relu(conv1->forward(x)));
   Tensor identity = downsample ? downsample->forward(x) : x;
-  return ops::relu(ops::add(out, identity));
+  return bn2->forward_relu(out, identity);  // relu(bn2(out) + identity)
 }
 
 ResNet::ResNet(int depth, int64_t num_classes, uint64_t seed) : depth_(depth), num_classes_(num_classes) {
@@ -64,7 +63,7 @@ ResNet::ResNet(int depth, int64_t num_classes, uint64_t seed) : depth_(depth), n
 
 Tensor ResNet::features(const Tensor& x) {
   FSTM_CHECK(x.dim() == 4 && x.size(3) == 3, arch(), ": expected images [N, H, W, 3], got ", x.describe());
-  Tensor h = maxpool->forward(ops::relu(bn1->forward(conv1->forward(x))));
+  Tensor h = maxpool->forward(bn1->forward_relu(conv1->forward(x)));
   for (Sequential* layer : layers) h = layer->forward(h);
   return ops::global_avg_pool(h);
 }

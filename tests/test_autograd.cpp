@@ -87,6 +87,45 @@ TEST(Autograd, PoisonedAssignBuffersAreOverwritten) {
   for (float g : x.grad().to_vector()) ASSERT_FALSE(std::isnan(g));
 }
 
+TEST(Autograd, HandoverGradientsMatchTheUnfusedOpsAndLeaveTheCallersGradientAlone) {
+  // batch_norm_relu hands dy itself (overwritten) to its input: the fused block must give the
+  // same gradients as batch_norm, add, relu apart, and backward(y, g) must not write into g.
+  Rng rng(5);
+  const Shape s{2, 4, 4, 3};
+  Tensor g = test::random_tensor(s, rng);
+  const std::vector<float> g_before = g.to_vector();
+  for (bool with_residual : {false, true}) {
+    SCOPED_TRACE(with_residual ? "with residual" : "without residual");
+    std::vector<std::vector<float>> grads[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Rng init(6);
+      Tensor x = test::random_tensor(s, init), r = test::random_tensor(s, init);
+      Tensor gamma = test::random_tensor(Shape{3}, init, 0.5f, 1.5f), beta = test::random_tensor(Shape{3}, init);
+      for (Tensor* t : {&x, &r, &gamma, &beta}) t->set_requires_grad(true);
+      Tensor rm = Tensor::zeros(Shape{3}), rv = Tensor::full(Shape{3}, 1.0f);
+      Tensor residual = with_residual ? r : Tensor();
+      Tensor h = ops::scale(x, 1.0f);  // a non-leaf input, so x's gradient flows through a node
+      Tensor y;
+      if (fused) {
+        y = ops::batch_norm_relu(h, gamma, beta, rm, rv, true, 0.1f, 1e-5f, residual);
+      } else {
+        Tensor z = ops::batch_norm(h, gamma, beta, rm, rv, true, 0.1f, 1e-5f);
+        y = ops::relu(with_residual ? ops::add(z, residual) : z);
+      }
+      backward(y, g);
+      for (Tensor* t : {&x, &gamma, &beta}) grads[fused].push_back(t->grad().to_vector());
+      if (with_residual) grads[fused].push_back(r.grad().to_vector());
+    }
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      SCOPED_TRACE("gradient " + std::to_string(i));
+      ASSERT_EQ(grads[0][i].size(), grads[1][i].size());
+      for (size_t k = 0; k < grads[0][i].size(); ++k) EXPECT_NEAR(grads[1][i][k], grads[0][i][k], 1e-5f);
+    }
+    EXPECT_EQ(g.to_vector(), g_before);
+  }
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();

@@ -82,6 +82,19 @@ TEST(OpsGradcheck, BatchNormTrainAndEval) {
   }
 }
 
+TEST(OpsGradcheck, BatchNormReluTrain) {
+  Rng rng(109);
+  const Shape s{2, 3, 3, 4};
+  Tensor rm = Tensor::zeros(Shape{4}), rv = Tensor::full(Shape{4}, 1.0f);
+  // With a residual (the block's second batch norm) and without (its first).
+  check_both_paths(
+      [&](const std::vector<Tensor>& v) { return ops::batch_norm_relu(v[0], v[1], v[2], rm, rv, true, 0.1f, 1e-5f, v[3]); },
+      {leaf(s, rng), leaf(Shape{4}, rng, true, 0.5f, 1.5f), leaf(Shape{4}, rng), leaf(s, rng)});
+  check_both_paths(
+      [&](const std::vector<Tensor>& v) { return ops::batch_norm_relu(v[0], v[1], v[2], rm, rv, true, 0.1f, 1e-5f); },
+      {leaf(s, rng), leaf(Shape{4}, rng, true, 0.5f, 1.5f), leaf(Shape{4}, rng)});
+}
+
 TEST(OpsGradcheck, Linear) {
   Rng rng(103);
   check_both_paths([](const std::vector<Tensor>& v) { return ops::linear(v[0], v[1], v[2]); },
