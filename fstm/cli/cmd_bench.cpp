@@ -16,6 +16,7 @@
 #include "layers/classifier.h"
 #include "layers/inference.h"
 #include "layers/optim.h"
+#include "tensor/allocator.h"
 #include "tensor/cuda_api.h"
 
 namespace fstm::cli {
@@ -128,6 +129,11 @@ int run_bench(const BenchOptions& o) {
                       {"batch", o.batch},     {"size", o.size},        {"threads", kernels::num_threads()},
                       {"device", o.device},   {"backend", backend},    {"iterations", o.iterations},
                       {"median_s", median},   {"images_per_s", o.batch / median}, {"peak_rss_mb", peak_rss_mb()}};
+  if (!device.is_cuda()) {  // what of the peak RSS is tensors: live at most, and the allocator's cache
+    const AllocatorStats a = cpu_allocator_stats();
+    r["tensor_peak_mb"] = double(a.peak_bytes_in_use) / (1 << 20);
+    r["tensor_cached_mb"] = double(a.bytes_cached) / (1 << 20);
+  }
   // Device memory: the most the caching allocator handed out at once (model, data, activations,
   // plan buffers and workspaces; not its cache or cuBLAS's workspace), like torch.cuda.max_memory_allocated.
   double gpu_peak_mb = 0;
