@@ -132,19 +132,29 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dPar
   return y;
 }
 
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
-                  Tensor& running_var, bool training, float momentum, float eps) {
+namespace {
+// The checks batch_norm and batch_norm_relu share; returns the channel count C.
+int64_t check_batch_norm_inputs(const Tensor& x, const Tensor& gamma, const Tensor& beta, bool training) {
   FSTM_CHECK(x.dim() >= 2, "batch_norm: expected [N, ..., C], got ", x.describe());
   const int64_t C = x.size(-1);
   check_shape(gamma, Shape{C}, "batch_norm weight");
   check_shape(beta, Shape{C}, "batch_norm bias");
   check_f32(x, "batch_norm");
-  Tensor y = empty_like(x, x.shape());
-  auto node = needs_grad({&x, &gamma, &beta}) ? std::make_shared<BatchNormNode>() : nullptr;
   if (training) {
     forbid_trace("batch_norm in training mode");
     FSTM_CHECK(x.numel() / C > 1, "batch_norm: training needs more than one value per channel, got ",
                x.describe());
+  }
+  return C;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& running_mean,
+                  Tensor& running_var, bool training, float momentum, float eps) {
+  const int64_t C = check_batch_norm_inputs(x, gamma, beta, training);
+  Tensor y = empty_like(x, x.shape());
+  auto node = needs_grad({&x, &gamma, &beta}) ? std::make_shared<BatchNormNode>() : nullptr;
+  if (training) {
     Tensor save_mean = Tensor::empty(Shape{C}, DType::f32, x.device());
     Tensor save_invstd = Tensor::empty(Shape{C}, DType::f32, x.device());
     kernels::batch_norm_forward_train(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean,
@@ -179,17 +189,11 @@ Tensor batch_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
     Tensor z = batch_norm(x, gamma, beta, running_mean, running_var, false, momentum, eps);
     return relu(residual.defined() ? add(z, residual) : z);
   }
-  forbid_trace("batch_norm in training mode");
-  FSTM_CHECK(x.dim() >= 2, "batch_norm_relu: expected [N, ..., C], got ", x.describe());
-  const int64_t C = x.size(-1);
-  check_shape(gamma, Shape{C}, "batch_norm weight");
-  check_shape(beta, Shape{C}, "batch_norm bias");
-  check_f32(x, "batch_norm_relu");
+  const int64_t C = check_batch_norm_inputs(x, gamma, beta, true);
   if (residual.defined()) {
     check_same_shape(x, residual, "batch_norm_relu residual");
     check_f32(residual, "batch_norm_relu residual");
   }
-  FSTM_CHECK(x.numel() / C > 1, "batch_norm: training needs more than one value per channel, got ", x.describe());
   Tensor y = empty_like(x, x.shape());
   Tensor save_mean = Tensor::empty(Shape{C}, DType::f32, x.device());
   Tensor save_invstd = Tensor::empty(Shape{C}, DType::f32, x.device());

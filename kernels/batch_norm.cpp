@@ -25,7 +25,6 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& g
   FSTM_DISPATCH(x, batch_norm_backward_eval, dy, x, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
 }
 
-
 // CUDA has no fused kernel for this yet: there the same result comes from its batch norm, add and
 // ReLU kernels in turn (the memory passes the fusion saves on the CPU).
 void batch_norm_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual,

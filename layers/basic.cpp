@@ -36,13 +36,17 @@ BatchNorm::BatchNorm(int64_t channels, float eps, float momentum) : eps_(eps), m
 }
 
 Tensor BatchNorm::forward(const Tensor& x) {
-  if (training()) num_batches_tracked.data<int64_t>()[0] += 1;
+  count_batch();
   return ops::batch_norm(x, weight, bias, running_mean, running_var, training(), momentum_, eps_);
 }
 
 Tensor BatchNorm::forward_relu(const Tensor& x, const Tensor& residual) {
-  if (training()) num_batches_tracked.data<int64_t>()[0] += 1;
+  count_batch();
   return ops::batch_norm_relu(x, weight, bias, running_mean, running_var, training(), momentum_, eps_, residual);
+}
+
+void BatchNorm::count_batch() {
+  if (training()) num_batches_tracked.data<int64_t>()[0] += 1;  // as torchvision's state dicts count
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool has_bias, Rng& rng) {

@@ -42,6 +42,7 @@ class BatchNorm : public Layer {
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
+  void count_batch();  // num_batches_tracked += 1 in training mode
   float eps_, momentum_;
 };
 
