@@ -8,6 +8,12 @@
 // INPUT holds "x" [N, H, W, 3] f32 (channels-last) and "labels" [N] i64. --steps sets the number
 // of optimizer steps (0 skips them); --no-drop turns off dropout and stochastic depth
 // (EfficientNet), so that a training step is deterministic.
+//
+// For ResNets it also writes "relu_masks": which ReLU outputs of the train-mode forward are
+// positive (1) or zero (0), every ReLU in torchvision's call order (stem, then per block after bn1
+// and after bn2 + identity), flattened and concatenated. A ReLU input within float rounding of 0
+// can land on either side in two correct engines, and one such element moves the gradients
+// upstream of it by percents; the test computes its float64 reference with these masks.
 #include <iostream>
 
 #include "autograd/autograd.h"
@@ -16,6 +22,7 @@
 #include "layers/classifier.h"
 #include "layers/efficientnet.h"
 #include "layers/optim.h"
+#include "layers/resnet.h"
 
 using namespace fstm;
 
@@ -28,6 +35,27 @@ io::StateDict as_state_dict(const NamedTensors& named) {
 }
 
 bool g_no_drop = false;
+
+// The train-mode forward of a ResNet, block by block as ResNet::features runs it, keeping the
+// output of every ReLU: returns the masks (1 where the output is positive) in torchvision's order.
+Tensor resnet_relu_masks(ResNet& net, const Tensor& x) {
+  NoGradGuard no_grad;
+  std::vector<float> masks;
+  auto keep = [&](const Tensor& y) {
+    for (float v : y.to_vector()) masks.push_back(v > 0.0f ? 1.0f : 0.0f);
+    return y;
+  };
+  Tensor h = net.maxpool->forward(keep(net.bn1->forward_relu(net.conv1->forward(x))));
+  for (Sequential* layer : net.layers)
+    for (size_t i = 0; i < layer->size(); ++i) {
+      auto* b = dynamic_cast<BasicBlock*>(layer->at(i));
+      FSTM_CHECK(b, net.arch(), ": layer child ", i, " is not a BasicBlock");
+      const Tensor out = b->conv2->forward(keep(b->bn1->forward_relu(b->conv1->forward(h))));
+      const Tensor identity = b->downsample ? b->downsample->forward(h) : h;
+      h = keep(b->bn2->forward_relu(out, identity));
+    }
+  return Tensor::from_vector(masks, Shape{int64_t(masks.size())});
+}
 
 std::unique_ptr<ImageClassifier> load_model(const std::string& arch, int64_t classes, const io::SafetensorsFile& w) {
   auto model = make_classifier(arch, classes, 0);
@@ -100,6 +128,10 @@ int main(int argc, char** argv) {
       std::vector<float> probs{e->dropout()};
       for (const MBConv* b : e->blocks()) probs.push_back(b->stochastic_depth_prob());
       out.add("drop_probs", Tensor::from_vector(probs, Shape{int64_t(probs.size())}));
+    }
+    if (auto fresh = load_model(arch, classes, weights); auto* r = dynamic_cast<ResNet*>(fresh.get())) {
+      r->train();  // a model of its own: this forward must not move the compared running statistics
+      out.add("relu_masks", resnet_relu_masks(*r, x));
     }
     auto model = load_model(arch, classes, weights);
     model->eval();
