@@ -1,30 +1,59 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): installs what is needed, builds fstm with every component,
-# runs the whole test suite, then builds the unit tests with AddressSanitizer + UBSan and runs them.
-#   FSTM_SKIP_ASAN=1   skip the sanitizer build
+# The test command (README, .ci/run). In the README's order on this clone:
+#   1. the main job, `bash fstm/demo.sh --quick` (it configures build/ with tests off, as a user's
+#      first command does), so that step 2 is checked to turn them back on;
+#   2. configure build/ with every option this script relies on named explicitly (a cached OFF from
+#      the demo or from a user's own configure must not survive), build, run the whole suite;
+#   3. the unit tests again under AddressSanitizer + UBSan.
+# Every phase must run at least one test and as many as it registered; the closing line states
+# the counts, and is printed only when all of that held.
+#   FSTM_SKIP_DEMO=1   skip step 1        FSTM_SKIP_ASAN=1   skip step 3
 #   FSTM_JOBS=N        build parallelism (default: number of cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${FSTM_JOBS:-$(nproc)}
 start=$(date +%s)
+logs=build/test-logs
+
+die() { echo "tests/run.sh: $*" >&2; exit 1; }
 
 bash cmake/install-deps.sh
 
-echo "== build (Release, all components required)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFSTM_REQUIRE_ALL=ON
+if [[ "${FSTM_SKIP_DEMO:-0}" != 1 ]]; then
+  echo "== the README's first command: bash fstm/demo.sh --quick"
+  bash fstm/demo.sh --quick --out build/demo-quick
+  [[ -s build/demo-quick/report.html ]] || die "the quick demo wrote no build/demo-quick/report.html"
+fi
+
+echo "== build (Release, all components required, tests and benchmarks on)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFSTM_REQUIRE_ALL=ON \
+  -DFSTM_BUILD_TESTS=ON -DFSTM_BUILD_BENCH=ON -DFSTM_SANITIZE=OFF -DFSTM_NATIVE=OFF \
+  -DFSTM_ONEDNN=ON -DFSTM_FFMPEG=ON -DFSTM_DLIB=ON
 cmake --build build -j "$jobs"
 build/fstm info
+mkdir -p "$logs"
 
 echo "== tests"
-ctest --test-dir build --output-on-failure -j "$jobs" --timeout 1500
+registered=$(ctest --test-dir build -N | sed -n 's/^Total Tests: \([0-9]*\)$/\1/p')
+[[ "${registered:-0}" -gt 0 ]] || die "build/ registers no tests (was it configured with FSTM_BUILD_TESTS=OFF?)"
+ctest --test-dir build --output-on-failure --no-tests=error -j "$jobs" --timeout 1500 \
+  --output-junit "$PWD/$logs/ctest.xml" | tee "$logs/ctest.log"
+release=$(python3 tests/tools/summarise_tests.py ctest "$logs/ctest.xml" --expect "$registered")
 
+asan="not run (FSTM_SKIP_ASAN=1)"
 if [[ "${FSTM_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== unit tests under AddressSanitizer + UBSan"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSTM_SANITIZE=ON -DFSTM_CUDA=OFF \
-    -DFSTM_BUILD_BENCH=OFF -DFSTM_REQUIRE_ALL=OFF
+    -DFSTM_BUILD_TESTS=ON -DFSTM_BUILD_BENCH=OFF -DFSTM_REQUIRE_ALL=OFF -DFSTM_NATIVE=OFF
   cmake --build build-asan -j "$jobs" --target fstm_tests fstm  # CLI tests run the fstm program
   # Slow end-to-end cases are covered by the Release run above.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    build-asan/tests/fstm_tests --gtest_filter="${FSTM_ASAN_FILTER:--*Slow*}"
+    build-asan/tests/fstm_tests --gtest_filter="${FSTM_ASAN_FILTER:--*Slow*}" \
+    --gtest_output="json:$PWD/$logs/asan.json" | tee "$logs/asan.log"
+  asan=$(python3 tests/tools/summarise_tests.py gtest "$logs/asan.json" --log "$logs/asan.log")
 fi
-echo "== all tests passed in $(( $(date +%s) - start )) s"
+
+echo "== Release suite: $release; ASan/UBSan unit tests: $asan; $(( $(date +%s) - start )) s"
+phases=("$logs/ctest.xml")
+[[ "${FSTM_SKIP_ASAN:-0}" != 1 ]] && phases+=("$logs/asan.json")
+python3 tests/tools/summarise_tests.py total "${phases[@]}"
