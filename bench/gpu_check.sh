@@ -19,7 +19,7 @@
 #      compute capability; configure a clean Release build (-DFSTM_CUDA=ON -DFSTM_ONEDNN=OFF
 #      -DFSTM_FFMPEG=OFF -DFSTM_DLIB=OFF) and build fstm, fstm_tests, gpu_parity and bench_cuda_ops
 #      (ninja -k 0: what can be built is built);
-#   3. fstm info; fstm_tests --gtest_filter='Cuda*' (every CUDA op against the CPU reference, the
+#   3. fstm info; fstm_tests --gtest_filter='Cuda*:*.Cuda*:*Gpu*' (every CUDA op against the CPU reference, the
 #      runtime, and the CUDA inference executor); a skipped CUDA test counts as a failure here;
 #   4. GPU-vs-CPU parity of ResNet-18/34 (bench/gpu_parity.py + tests/tools/gpu_parity): eval and
 #      train logits, loss and every parameter gradient, CUDA against CPU and against PyTorch on the
@@ -47,6 +47,7 @@ REUSE_BUILD=0
 DEADLINE=${DEADLINE:-460}           # seconds for the whole check
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-300}  # seconds for the main build (16 cores need about 2 minutes)
 PYTHON=${PYTHON:-python3}
+CUDA_FILTER='Cuda*:*.Cuda*:*Gpu*'
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) BUILD=$(realpath -m "$2"); shift 2 ;;
@@ -206,14 +207,18 @@ if [[ -x "$FSTM" ]]; then
   cat "$OUT_DIR/info.txt"
 fi
 if [[ -x "$BUILD/tests/fstm_tests" ]]; then
-  timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter='Cuda*' \
+  # Suites named Cuda* and the CUDA cases of other suites (ShapleyMask.CudaEqualsReferenceBitExact,
+  # Loader.BatchesOnTheGpu...).
+  timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter="$CUDA_FILTER" \
     --gtest_output="json:$OUT_DIR/cuda_tests.json" > "$OUT_DIR/cuda_tests.log" 2>&1
   rc=$?
   grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Skipped|error" "$OUT_DIR/cuda_tests.log" | head -n 80
   passed=$(grep -cE "^\[ +OK \]" "$OUT_DIR/cuda_tests.log")
   failed=$(grep -cE "^\[ +FAILED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$OUT_DIR/cuda_tests.log")
   skipped=$(grep -cE "^\[ +SKIPPED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$OUT_DIR/cuda_tests.log")
-  if [[ $rc -ne 0 || $failed -ne 0 ]]; then
+  if (( passed + failed + skipped == 0 )); then
+    fail "CUDA tests: the filter $CUDA_FILTER selected no test (exit $rc; cuda_tests.log)"
+  elif [[ $rc -ne 0 || $failed -ne 0 ]]; then
     failing=$(grep -E "^\[ +FAILED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$OUT_DIR/cuda_tests.log" | awk '{print $4}' | head -n 12 | tr '\n' ' ')
     fail "CUDA tests FAILED: $passed passed, $failed failed ($failing), $skipped skipped (exit $rc; cuda_tests.log)"
   elif [[ $skipped -ne 0 && $DRY_RUN -eq 0 ]]; then
@@ -222,8 +227,9 @@ if [[ -x "$BUILD/tests/fstm_tests" ]]; then
     summary "CUDA tests passed: $passed ($skipped skipped)"
   fi
   if [[ $ALL_TESTS -eq 1 ]]; then
-    if timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter='-Cuda*' > "$OUT_DIR/other_tests.log" 2>&1; then
-      summary "other unit tests passed"
+    if timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter="-$CUDA_FILTER" > "$OUT_DIR/other_tests.log" 2>&1; then
+      other=$(grep -cE "^\[ +OK \]" "$OUT_DIR/other_tests.log")
+      if (( other == 0 )); then fail "other unit tests: none ran (other_tests.log)"; else summary "other unit tests passed: $other"; fi
     else
       fail "other unit tests FAILED or timed out (other_tests.log)"
     fi
