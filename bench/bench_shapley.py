@@ -95,7 +95,9 @@ def fstm_explain(a, image, size, samples, dtype="f32", seed=0, antithetic=False,
     cmd = [a.fstm, "explain", "--arch", "resnet18", "--num-classes", "2", "--weights",
            os.path.join(a.work, "resnet18.safetensors"), "--size", str(size), "--image", image, "--grid",
            str(grid or a.grid), "--samples", str(samples), "--class", "1", "--dtype", dtype, "--batch", str(a.batch),
-           "--threads", str(a.threads), "--seed", str(seed), "--sampler", sampler, "--json"] + (["--antithetic"] if antithetic else [])
+           "--threads", str(a.threads), "--seed", str(seed), "--sampler", sampler, "--json",
+           # the PyTorch sides below hide cells with normalised 0: the same baseline on both sides
+           "--baseline", "mean-colour"] + (["--antithetic"] if antithetic else [])
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "FSTM_PROGRESS": "0"})
     wall = time.perf_counter() - t0

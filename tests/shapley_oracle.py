@@ -5,8 +5,10 @@ Conventions shared with fstm (documented in fstm/lib/masking.h):
   - an L x L grid over an H x W image, cell (i, j) = player i * L + j, pixel rows
     [i * H // L, (i + 1) * H // L) and columns [j * W // L, (j + 1) * W // L);
   - the value of a coalition is the target logit of the normalised image whose absent cells hold
-    the baseline: zero (normalised 0), mean (the image's mean colour) or blur (Gaussian, sigma in
-    pixels, taps exp(-k^2 / 2 sigma^2) for |k| <= ceil(3 sigma), replicated borders).
+    the baseline: mean-colour (normalised 0), image-mean (the image's mean colour), blur (Gaussian,
+    sigma in pixels, taps exp(-k^2 / 2 sigma^2) for |k| <= ceil(3 sigma), replicated borders) or
+    pristine (a given image). The black baseline is not written here as a colour: AuthorsValues
+    builds it the authors' way, multiplying the unnormalised pixels by the 0/1 cell mask.
 """
 import math
 
@@ -37,9 +39,9 @@ def normalise(rgb_uint8, mean, std):
 
 def baseline(x, kind, sigma=0.0, grid=0):
     """x [3, H, W] -> the baseline image [3, H, W]."""
-    if kind == "zero":
+    if kind == "mean-colour":
         return torch.zeros_like(x)
-    if kind == "mean":
+    if kind == "image-mean":
         return x.mean(dim=(1, 2), keepdim=True).expand_as(x).contiguous()
     if kind == "blur":
         if sigma <= 0:
@@ -85,6 +87,27 @@ class Values:
             else:
                 logits = self.model(imgs)
             out.append(logits[:, self.target].float())
+            self.forwards += imgs.shape[0]
+        return torch.cat(out).double()
+
+
+class AuthorsValues(Values):
+    """Target logits of coalitions masked as the authors' code does it: the unnormalised image (pixel
+    values) multiplied by the 0/1 mask of the present cells, then normalised for the model."""
+
+    def __init__(self, model, rgb_uint8, mean, std, grid, target, batch=64):
+        pixels = torch.from_numpy(rgb_uint8.copy()).double().permute(2, 0, 1) / 255.0  # [3, H, W]
+        super().__init__(model, pixels, None, grid, target, batch, channels_last=False)
+        self.mean = torch.tensor(mean, dtype=torch.float64).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float64).view(3, 1, 1)
+
+    @torch.no_grad()
+    def __call__(self, present):
+        out = []
+        for s in range(0, present.shape[0], self.batch):
+            keep = present[s:s + self.batch][:, self.cells].unsqueeze(1).double()  # [B, 1, H, W]
+            imgs = ((self.x.unsqueeze(0) * keep - self.mean) / self.std).float()
+            out.append(self.model(imgs)[:, self.target].float())
             self.forwards += imgs.shape[0]
         return torch.cat(out).double()
 

@@ -198,7 +198,7 @@ TEST(ShapleyMask, ReferenceFollowsTheDefinition) {
   const int H = 13, W = 11, L = 4;
   const GridGeometry g = GridGeometry::make(H, W, L);
   const Tensor image = random_image(H, W, 1);
-  const Tensor baseline = make_baseline(image, Baseline::Blur, 2.0f);
+  const Tensor baseline = make_baseline(image, Baseline::Blur, {.blur_sigma = 2.0f});
   MaskSource src(image, baseline, g);
   Rng rng(3);
   MaskBatch batch(g.players());
@@ -233,7 +233,7 @@ TEST(ShapleyMask, FusedEqualsReferenceBitExact) {
                    dtype_name(dtype));
       const GridGeometry g = GridGeometry::make(k.H, k.W, k.L);
       const Tensor image = random_image(k.H, k.W, uint64_t(k.H * 100 + k.L));
-      const Tensor baseline = make_baseline(image, Baseline::Mean);
+      const Tensor baseline = make_baseline(image, Baseline::ImageMean);
       MaskSource src(image, baseline, g, dtype);
       const MaskBatch batch = random_rows(g.players(), 3, 17, uint64_t(k.W));
       const int64_t n = batch.size();
@@ -252,7 +252,7 @@ TEST(ShapleyMask, FusedEqualsReferenceBitExact) {
 TEST(ShapleyMask, RejectsBadRowsAndBuffers) {
   const GridGeometry g = GridGeometry::make(8, 8, 2);
   const Tensor image = random_image(8, 8, 2);
-  MaskSource src(image, make_baseline(image, Baseline::Zero), g);
+  MaskSource src(image, make_baseline(image, Baseline::MeanColour), g);
   MaskBatch batch = random_rows(4, 1, 0, 1);
   Tensor small = Tensor::empty(Shape{2, 8, 8, 3});
   EXPECT_THROW(src.write(batch, small), Error);  // 5 rows into 2
@@ -261,7 +261,7 @@ TEST(ShapleyMask, RejectsBadRowsAndBuffers) {
   batch.add_row(0, 5);  // step past the 4 players
   Tensor out = Tensor::empty(Shape{6, 8, 8, 3});
   EXPECT_THROW(src.write(batch, out), Error);
-  EXPECT_THROW(MaskSource(random_image(9, 8, 1), make_baseline(image, Baseline::Zero), g), Error);
+  EXPECT_THROW(MaskSource(random_image(9, 8, 1), make_baseline(image, Baseline::MeanColour), g), Error);
 }
 
 TEST(ShapleyMask, CudaEqualsReferenceBitExact) {
@@ -269,7 +269,7 @@ TEST(ShapleyMask, CudaEqualsReferenceBitExact) {
   for (DType dtype : {DType::f32, DType::bf16}) {
     const GridGeometry g = GridGeometry::make(29, 23, 5);
     const Tensor image = random_image(29, 23, 9);
-    MaskSource src(image, make_baseline(image, Baseline::Blur, 0, 5), g, dtype, Device::cuda());
+    MaskSource src(image, make_baseline(image, Baseline::Blur, {.grid = 5}), g, dtype, Device::cuda());
     const MaskBatch batch = random_rows(g.players(), 4, 40, 5);
     Tensor out = Tensor::zeros(Shape{batch.size(), 29, 23, 3}, dtype, Device::cuda());
     src.write(batch, out);
@@ -282,8 +282,8 @@ TEST(ShapleyMask, CudaEqualsReferenceBitExact) {
 TEST(ShapleyBaseline, ZeroMeanBlur) {
   const Tensor image = random_image(6, 5, 4);
   const std::vector<float> x = image.to_vector();
-  for (float v : make_baseline(image, Baseline::Zero).to_vector()) EXPECT_EQ(v, 0.0f);
-  const std::vector<float> m = make_baseline(image, Baseline::Mean).to_vector();
+  for (float v : make_baseline(image, Baseline::MeanColour).to_vector()) EXPECT_EQ(v, 0.0f);
+  const std::vector<float> m = make_baseline(image, Baseline::ImageMean).to_vector();
   for (int c = 0; c < 3; ++c) {
     double mean = 0;
     for (int i = 0; i < 30; ++i) mean += x[size_t(i * 3 + c)];
@@ -292,8 +292,8 @@ TEST(ShapleyBaseline, ZeroMeanBlur) {
   }
   // A blur keeps a constant image constant and smooths a random one.
   const Tensor flat = Tensor::full(Shape{1, 6, 5, 3}, 0.75f);
-  for (float v : make_baseline(flat, Baseline::Blur, 1.5f).to_vector()) EXPECT_NEAR(v, 0.75f, 1e-6);
-  const std::vector<float> b = make_baseline(image, Baseline::Blur, 1.5f).to_vector();
+  for (float v : make_baseline(flat, Baseline::Blur, {.blur_sigma = 1.5f}).to_vector()) EXPECT_NEAR(v, 0.75f, 1e-6);
+  const std::vector<float> b = make_baseline(image, Baseline::Blur, {.blur_sigma = 1.5f}).to_vector();
   double var_x = 0, var_b = 0;
   for (size_t i = 0; i < x.size(); ++i) {
     var_x += x[i] * x[i];
@@ -301,6 +301,60 @@ TEST(ShapleyBaseline, ZeroMeanBlur) {
   }
   EXPECT_LT(var_b, 0.5 * var_x);
   EXPECT_THROW(parse_baseline("gray"), Error);
+}
+
+// Black is pixel value 0 as the model's input normalisation maps it: the same tensor io makes of a
+// black image, for ImageNet's normalisation and for another one.
+TEST(ShapleyBaseline, BlackIsPixelZeroUnderTheModelsNormalisation) {
+  const Tensor image = random_image(6, 5, 4);
+  io::Normalization other;
+  other.mean = {0.5f, 0.25f, 0.125f};
+  other.std = {0.5f, 2.0f, 0.25f};
+  for (const io::Normalization& n : {io::Normalization{}, other}) {
+    const Tensor black = io::image_to_tensor(io::Image::blank(5, 6, 0), n);
+    const std::vector<float> got = make_baseline(image, Baseline::Black, {.normalization = n}).to_vector();
+    const std::vector<float> want = black.to_vector();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
+  }
+  EXPECT_LT(make_baseline(image, Baseline::Black).to_vector()[0], -2.0f);  // -0.485 / 0.229
+}
+
+TEST(ShapleyBaseline, PristineIsTheGivenCounterpart) {
+  const Tensor image = random_image(6, 5, 4), pristine = random_image(6, 5, 9);
+  EXPECT_EQ(make_baseline(image, Baseline::Pristine, {.pristine = pristine}).to_vector(), pristine.to_vector());
+  EXPECT_THROW(make_baseline(image, Baseline::Pristine), Error);  // none given
+  EXPECT_THROW(make_baseline(image, Baseline::Pristine, {.pristine = random_image(5, 5, 1)}), Error);  // other size
+}
+
+TEST(ShapleyBaseline, NamesRoundTrip) {
+  for (Baseline b : {Baseline::Black, Baseline::MeanColour, Baseline::ImageMean, Baseline::Blur, Baseline::Pristine})
+    EXPECT_EQ(parse_baseline(baseline_name(b)), b);
+  EXPECT_THROW(parse_baseline("zero"), Error);  // the grey's old name, which hid what it is
+  EXPECT_EQ(ShapleyOptions{}.baseline, Baseline::Black);
+  EXPECT_EQ(parse_shapley_value("margin"), ShapleyValue::Margin);
+  EXPECT_THROW(parse_shapley_value("prob"), Error);
+}
+
+// The margin value is logit[cls] - logit[other]: by linearity, its map is the difference of the two
+// classes' logit maps, and the margin needs a two-class model.
+TEST(ShapleyValueTarget, MarginIsTheDifferenceOfTheTwoLogitMaps) {
+  Rng rng(5);
+  const Tensor w = test::random_tensor(Shape{2, 4 * 4 * 3}, rng, -1.0f, 1.0f);
+  auto linear = [&](const Tensor& x) { return ops::linear(x.reshape(Shape{x.size(0), 48}), w, Tensor()); };
+  const Tensor image = random_image(4, 4, 2);
+  const Tensor baseline = make_baseline(image, Baseline::Black);
+  const GridGeometry g = GridGeometry::make(4, 4, 2);
+  ForwardValues fake(linear, image, baseline, g, 1), real(linear, image, baseline, g, 0),
+      margin(linear, image, baseline, g, ValueTarget(1, 0));
+  const ShapleyResult a = exact_shapley(fake, 2), b = exact_shapley(real, 2), m = exact_shapley(margin, 2);
+  for (int c = 0; c < 4; ++c) EXPECT_NEAR(m.phi[size_t(c)], a.phi[size_t(c)] - b.phi[size_t(c)], 1e-4) << c;
+  EXPECT_NEAR(m.v_empty, a.v_empty - b.v_empty, 1e-4);
+  ShapleyOptions o;
+  o.value = ShapleyValue::Margin;
+  EXPECT_EQ(value_target(1, 2, o).minus, 0);
+  EXPECT_THROW(value_target(1, 3, o), Error);
+  EXPECT_EQ(value_target(2, 3, ShapleyOptions{}).minus, -1);
 }
 
 // ---- the estimator against exact values ----------------------------------------------------------
@@ -311,7 +365,7 @@ TEST(ShapleyExact, EnumerationEqualsTheMeanOverAllOrders) {
   for (int L : {2, 3}) {
     const GridGeometry g = GridGeometry::make(12, 10, L);
     const Tensor image = random_image(12, 10, 21);
-    ForwardValues values([&](const Tensor& x) { return net.forward(x); }, image, make_baseline(image, Baseline::Zero),
+    ForwardValues values([&](const Tensor& x) { return net.forward(x); }, image, make_baseline(image, Baseline::MeanColour),
                          g, 1, 64);
     const std::vector<float> table = coalition_table(values);
     const std::vector<double> truth = shapley_by_all_orders(table, g.players());
@@ -328,7 +382,7 @@ TEST(ShapleyEstimator, ConvergesToExactValuesAsOneOverSqrtT) {
   const GridGeometry g = GridGeometry::make(12, 12, 3);
   const Tensor image = random_image(12, 12, 22);
   ForwardValues net_values([&](const Tensor& x) { return net.forward(x); }, image,
-                           make_baseline(image, Baseline::Mean), g, 0, 128);
+                           make_baseline(image, Baseline::ImageMean), g, 0, 128);
   const std::vector<float> table = coalition_table(net_values);
   const std::vector<double> truth = shapley_by_all_orders(table, 9);
   GameValues game(9, [&](const std::vector<bool>& s) { return table[bits_of(s)]; });
@@ -370,7 +424,7 @@ TEST(ShapleyEstimator, EfficiencyHoldsForEveryT) {
   const TinyNet net(13);
   const GridGeometry g = GridGeometry::make(11, 13, 3);
   const Tensor image = random_image(11, 13, 23);
-  ForwardValues values([&](const Tensor& x) { return net.forward(x); }, image, make_baseline(image, Baseline::Zero),
+  ForwardValues values([&](const Tensor& x) { return net.forward(x); }, image, make_baseline(image, Baseline::MeanColour),
                        g, 2, 10);
   for (bool antithetic : {false, true})
     for (int64_t T : {1, 2, 3, 5, 8}) {
@@ -396,7 +450,7 @@ TEST(ShapleyEstimator, LinearModelIsExactWithOnePermutation) {
   const Tensor w = test::random_tensor(Shape{2, H * W * 3}, rng);
   const Tensor b = test::random_tensor(Shape{2}, rng);
   const Tensor image = random_image(H, W, 24);
-  const Tensor baseline = make_baseline(image, Baseline::Blur, 1.0f);
+  const Tensor baseline = make_baseline(image, Baseline::Blur, {.blur_sigma = 1.0f});
   auto forward = [&](const Tensor& x) { return ops::linear(ops::flatten(x), w, b); };
   const std::vector<float> wx = w.to_vector(), xs = image.to_vector(), bs = baseline.to_vector();
   std::vector<double> expected(static_cast<size_t>(g.players()), 0.0);
@@ -438,7 +492,7 @@ TEST(ShapleyEstimator, SymmetricPlayersAreEqualAndDummiesZero) {
   auto pooled = [&](const Tensor& x) {
     return ops::linear(ops::sigmoid(ops::linear(ops::global_avg_pool(x), w1, b1)), w2, b2);
   };
-  ForwardValues sym(pooled, image, make_baseline(image, Baseline::Zero), g, 0, 64);
+  ForwardValues sym(pooled, image, make_baseline(image, Baseline::MeanColour), g, 0, 64);
   const ShapleyResult exact = exact_shapley(sym, L);
   EXPECT_NEAR(exact.phi[0], exact.phi[5], 1e-6 * max_abs(exact.phi));
   EXPECT_GT(std::abs(exact.phi[0] - exact.phi[1]), 1e-4 * max_abs(exact.phi));  // not all equal
@@ -466,7 +520,7 @@ TEST(ShapleyEstimator, SymmetricPlayersAreEqualAndDummiesZero) {
     }
     return net.forward(ops::mul(x, k));
   };
-  ForwardValues dummy(blind, image, make_baseline(image, Baseline::Mean), g, 0, 128);  // one batch
+  ForwardValues dummy(blind, image, make_baseline(image, Baseline::ImageMean), g, 0, 128);  // one batch
   for (ShapleySampler sampler : {ShapleySampler::Permutation, ShapleySampler::PerGrid}) {
     ShapleyOptions d;
     d.grid = L;
@@ -599,7 +653,7 @@ TEST(ShapleyPlan, FusedPlanPathMatchesThePlainPath) {
   const int H = 15, W = 13, L = 4;
   const GridGeometry g = GridGeometry::make(H, W, L);
   const Tensor image = random_image(H, W, 26);
-  const Tensor baseline = make_baseline(image, Baseline::Blur, 0, L);
+  const Tensor baseline = make_baseline(image, Baseline::Blur, {.grid = L});
   ShapleyOptions o;
   o.grid = L;
   o.samples = 6;

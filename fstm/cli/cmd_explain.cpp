@@ -28,7 +28,7 @@ namespace fstm::cli {
 namespace {
 
 struct ExplainOptions {
-  std::string model, arch, weights, image, out, mean, std;
+  std::string model, arch, weights, image, pristine, out, mean, std;
   int64_t num_classes = 0;
   int size = 0;
   bool resize = false;
@@ -36,7 +36,7 @@ struct ExplainOptions {
   int64_t samples = 100;
   int64_t target = 0;
   CLI::Option* target_flag = nullptr;  // --class; absent: the predicted class
-  std::string baseline = "zero", sampler = "permutation", dtype = "f32", device = "cpu";
+  std::string baseline = "black", value = "logit", sampler = "permutation", dtype = "f32", device = "cpu";
   float blur_sigma = 0;
   bool antithetic = false;
   uint64_t seed = 0;
@@ -44,6 +44,17 @@ struct ExplainOptions {
   int batch = 64, threads = 0;
   bool json = false;
 };
+
+// An image at the model's input size: resized when asked, refused with both sizes otherwise.
+io::Image load_model_image(const std::string& path, int size, bool resize) {
+  io::Image img = io::load_image(path);
+  if (img.width != size || img.height != size) {
+    FSTM_CHECK(resize, path, " is ", img.width, "x", img.height, " but the model takes ", size, "x", size,
+               " images (pass --resize to resize it)");
+    img = io::resize_bilinear(img, size, size);
+  }
+  return img;
+}
 
 int run_explain(const ExplainOptions& o) {
   if (o.threads > 0) kernels::set_num_threads(o.threads);
@@ -56,6 +67,9 @@ int run_explain(const ExplainOptions& o) {
   so.until_instability = o.until_instability;
   so.baseline = parse_baseline(o.baseline);
   so.blur_sigma = o.blur_sigma;
+  so.value = parse_shapley_value(o.value);
+  FSTM_CHECK(so.baseline != Baseline::Pristine || !o.pristine.empty(),
+             "--baseline pristine needs --pristine FILE (the real counterpart of ", o.image, ")");
   FSTM_CHECK(o.samples >= 1, "--samples must be at least 1, got ", o.samples);
   FSTM_CHECK(o.grid >= 2, "--grid must be at least 2, got ", o.grid);
   FSTM_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
@@ -75,12 +89,10 @@ int run_explain(const ExplainOptions& o) {
   const LoadedModel loaded = load_model(ms);
   const int size = loaded.input_size;
   const int64_t num_classes = loaded.config.num_classes();
-  io::Image img = io::load_image(o.image);
-  if (img.width != size || img.height != size) {
-    FSTM_CHECK(o.resize, o.image, " is ", img.width, "x", img.height, " but the model takes ", size, "x",
-               size, " images (pass --resize to resize it)");
-    img = io::resize_bilinear(img, size, size);
-  }
+  so.normalization = loaded.normalization;
+  const io::Image img = load_model_image(o.image, size, o.resize);
+  Tensor pristine;
+  if (!o.pristine.empty()) pristine = io::image_to_tensor(load_model_image(o.pristine, size, o.resize), loaded.normalization);
   check_grid_fits(o.grid, img.height, img.width);
   const GridGeometry geometry = GridGeometry::make(img.height, img.width, o.grid);
   check_shapley_options(so, geometry.players());
@@ -105,10 +117,13 @@ int run_explain(const ExplainOptions& o) {
   {
     ProgressBar bar("explain", planned, "forwards", progress_stream());
     int64_t shown = 0;
-    r = explainer.explain(x, target, [&](int64_t done, int64_t) {
-      bar.add(done - shown);
-      shown = done;
-    });
+    r = explainer.explain(
+        x, target,
+        [&](int64_t done, int64_t) {
+          bar.add(done - shown);
+          shown = done;
+        },
+        -1, pristine);
   }
 
   nlohmann::json curve = nlohmann::json::array();
@@ -125,6 +140,8 @@ int run_explain(const ExplainOptions& o) {
       {"sampler", shapley_sampler_name(so.sampler)},
       {"antithetic", o.antithetic},
       {"baseline", o.baseline},
+      {"pristine", o.pristine.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.pristine)},
+      {"value", o.value},
       {"seed", o.seed},
       {"dtype", o.dtype},
       {"device", device.str()},
@@ -161,7 +178,8 @@ int run_explain(const ExplainOptions& o) {
     std::cout << "class " << target << (have_target ? "" : " (predicted)") << ", " << o.grid << "x" << o.grid
               << " grid, " << r.samples << " samples (" << shapley_sampler_name(so.sampler) << "): " << r.evaluations
               << " forwards in " << ProgressBar::format_duration(r.seconds) << " on " << explainer.backend() << "\n"
-              << "v(full) = " << r.v_full << ", v(empty) = " << r.v_empty << ", sum(phi) - (v(full) - v(empty)) = "
+              << o.value << " of class " << target << ": v(input) = " << r.v_full << ", v(" << o.baseline
+              << " baseline) = " << r.v_empty << ", sum(phi) - (v(input) - v(baseline)) = "
               << r.efficiency_gap() << ", instability of the halves = " << r.instability << "\n";
     if (!o.out.empty()) std::cout << "wrote " << o.out << "/*_shapley.{png,csv,json}\n";
   }
@@ -188,8 +206,17 @@ Command make_explain_command() {
     s->add_option("--grid", o->grid, "L: the image is split into L x L players")->capture_default_str();
     s->add_option("--samples", o->samples, "T: permutations (per-grid: samples per grid)")->capture_default_str();
     o->target_flag = s->add_option("--class", o->target, "Class to explain (default: the predicted one)");
-    s->add_option("--baseline", o->baseline, "Absent cells: zero (normalised 0), mean (image mean colour), blur")
-        ->check(CLI::IsMember({"zero", "mean", "blur"}))
+    s->add_option("--baseline", o->baseline,
+                  "Absent cells: black (pixel 0, the authors'), mean-colour (normalised 0: the normalisation's "
+                  "mean colour), image-mean (the image's mean colour), blur, pristine (--pristine's pixels)")
+        ->check(CLI::IsMember({"black", "mean-colour", "image-mean", "blur", "pristine"}))
+        ->capture_default_str();
+    s->add_option("--pristine", o->pristine,
+                  "The real counterpart of --image (a fake's source frame, aligned alike), for --baseline pristine");
+    s->add_option("--value", o->value,
+                  "What a coalition is worth: logit (the class's, the paper's) or margin (the class's logit minus "
+                  "the other class's; two-class models)")
+        ->check(CLI::IsMember({"logit", "margin"}))
         ->capture_default_str();
     s->add_option("--blur-sigma", o->blur_sigma, "Blur baseline sigma in pixels (default: one cell side)");
     s->add_option("--sampler", o->sampler,

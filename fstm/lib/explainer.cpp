@@ -31,10 +31,10 @@ ModelExplainer::~ModelExplainer() = default;
 std::string ModelExplainer::backend() const { return plan_->backend(); }
 
 ShapleyResult ModelExplainer::explain(const Tensor& image, int64_t target, const ShapleyProgress& progress,
-                                      int64_t seed) {
+                                      int64_t seed, const Tensor& pristine) {
   ShapleyOptions o = options_;
   if (seed >= 0) o.seed = uint64_t(seed);
-  return explain_image(*plan_, image, target, o, progress);
+  return explain_image(*plan_, image, target, o, progress, pristine);
 }
 
 std::vector<float> ModelExplainer::logits(const Tensor& image) {

@@ -26,9 +26,10 @@ class ModelExplainer {
   ~ModelExplainer();
 
   // image: [1, S, S, 3] (or [S, S, 3]) f32 normalised as the model expects; target: the class
-  // whose logit is explained. options.seed is replaced by `seed` when given (>= 0).
+  // whose logit (or margin) is explained. options.seed is replaced by `seed` when given (>= 0).
+  // pristine: the real counterpart, normalised alike, for the Pristine baseline.
   ShapleyResult explain(const Tensor& image, int64_t target, const ShapleyProgress& progress = {},
-                        int64_t seed = -1);
+                        int64_t seed = -1, const Tensor& pristine = {});
   // The model's logits for one image (eager forward).
   std::vector<float> logits(const Tensor& image);
 

@@ -107,43 +107,76 @@ int64_t GridGeometry::cell_pixels(int player) const {
 // ---- baselines -------------------------------------------------------------------------------
 
 Baseline parse_baseline(std::string_view name) {
-  if (name == "zero") return Baseline::Zero;
-  if (name == "mean") return Baseline::Mean;
-  if (name == "blur") return Baseline::Blur;
-  throw Error("unknown baseline '" + std::string(name) + "' (expected zero, mean or blur)");
+  for (Baseline b : {Baseline::Black, Baseline::MeanColour, Baseline::ImageMean, Baseline::Blur, Baseline::Pristine})
+    if (name == baseline_name(b)) return b;
+  throw Error("unknown baseline '" + std::string(name) +
+              "' (expected black, mean-colour, image-mean, blur or pristine)");
 }
 
 const char* baseline_name(Baseline b) {
   switch (b) {
-    case Baseline::Zero: return "zero";
-    case Baseline::Mean: return "mean";
+    case Baseline::Black: return "black";
+    case Baseline::MeanColour: return "mean-colour";
+    case Baseline::ImageMean: return "image-mean";
     case Baseline::Blur: return "blur";
+    case Baseline::Pristine: return "pristine";
   }
   return "?";
 }
 
-Tensor make_baseline(const Tensor& image, Baseline kind, float blur_sigma, int grid) {
-  const Tensor x = as_hwc(image, "baseline image");
+namespace {
+
+// Every pixel set to one colour per channel.
+Tensor flat_colour(const Shape& hwc, const std::vector<double>& colour) {
+  Tensor out = Tensor::empty(hwc);
+  const int64_t C = hwc[2], pixels = hwc[0] * hwc[1];
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < pixels; ++i)
+    for (int64_t c = 0; c < C; ++c) o[i * C + c] = float(colour[size_t(c)]);
+  return out;
+}
+
+std::vector<double> image_mean_colour(const Tensor& x) {
   const int64_t C = x.size(2), pixels = x.size(0) * x.size(1);
+  std::vector<double> mean(size_t(C), 0.0);
+  const float* p = x.data<float>();
+  for (int64_t i = 0; i < pixels; ++i)
+    for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += p[i * C + c];
+  for (double& m : mean) m /= double(pixels);
+  return mean;
+}
+
+// Pixel value 0 in the normalised space: -mean / std per channel.
+std::vector<double> black_colour(const io::Normalization& n, int64_t channels) {
+  FSTM_CHECK(channels == 3, "black baseline: the image has ", channels, " channels, the normalisation 3");
+  std::vector<double> colour(3);
+  for (size_t c = 0; c < 3; ++c) colour[c] = -double(n.mean[c]) / double(n.std[c]);
+  return colour;
+}
+
+}  // namespace
+
+Tensor make_baseline(const Tensor& image, Baseline kind, const BaselineInputs& in) {
+  const Tensor x = as_hwc(image, "baseline image");
   switch (kind) {
-    case Baseline::Zero: return Tensor::zeros(x.shape());
-    case Baseline::Mean: {
-      std::vector<double> mean(size_t(C), 0.0);
-      const float* p = x.data<float>();
-      for (int64_t i = 0; i < pixels; ++i)
-        for (int64_t c = 0; c < C; ++c) mean[size_t(c)] += p[i * C + c];
-      Tensor out = Tensor::empty(x.shape());
-      float* o = out.data<float>();
-      for (int64_t i = 0; i < pixels; ++i)
-        for (int64_t c = 0; c < C; ++c) o[i * C + c] = float(mean[size_t(c)] / double(pixels));
-      return out;
-    }
+    case Baseline::Black: return flat_colour(x.shape(), black_colour(in.normalization, x.size(2)));
+    case Baseline::MeanColour: return Tensor::zeros(x.shape());
+    case Baseline::ImageMean: return flat_colour(x.shape(), image_mean_colour(x));
     case Baseline::Blur: {
-      if (blur_sigma <= 0) {
-        FSTM_CHECK(grid >= 1, "blur baseline: give a sigma or the grid size");
-        blur_sigma = float(std::max(x.size(0), x.size(1))) / float(grid);
+      float sigma = in.blur_sigma;
+      if (sigma <= 0) {
+        FSTM_CHECK(in.grid >= 1, "blur baseline: give a sigma or the grid size");
+        sigma = float(std::max(x.size(0), x.size(1))) / float(in.grid);
       }
-      return gaussian_blur(x, blur_sigma);
+      return gaussian_blur(x, sigma);
+    }
+    case Baseline::Pristine: {
+      FSTM_CHECK(in.pristine.defined(), "pristine baseline: no pristine image was given (the real counterpart of ",
+                 x.describe(), ")");
+      const Tensor p = as_hwc(in.pristine, "pristine image");
+      FSTM_CHECK(p.shape() == x.shape(), "pristine baseline: the pristine image ", p.describe(),
+                 " does not match the explained image ", x.describe());
+      return p.clone();
     }
   }
   throw Error("unknown baseline");
@@ -260,22 +293,25 @@ Tensor MaskSource::build_reference(const MaskBatch& batch, DType dtype) const {
 // ---- coalition values ------------------------------------------------------------------------
 
 namespace {
-// [N, K] logits (any device) -> values[r] = logits[r, target] for r < n.
-void read_target(const Tensor& logits, int64_t n, int64_t target, float* values) {
+// [N, K] logits (any device) -> values[r] = logits[r, cls] (- logits[r, minus]) for r < n.
+void read_target(const Tensor& logits, int64_t n, ValueTarget target, float* values) {
   const Tensor host = logits.slice(0, n).to(Device::cpu());
   const int64_t K = host.size(1);
   const float* p = host.data<float>();
-  for (int64_t r = 0; r < n; ++r) values[r] = p[r * K + target];
+  for (int64_t r = 0; r < n; ++r)
+    values[r] = target.minus >= 0 ? p[r * K + target.cls] - p[r * K + target.minus] : p[r * K + target.cls];
 }
 
-void check_target(int64_t target, int64_t classes) {
-  FSTM_CHECK(target >= 0 && target < classes, "class ", target, " is out of range: the model has ", classes,
-             " classes (0..", classes - 1, ")");
+void check_target(ValueTarget target, int64_t classes) {
+  FSTM_CHECK(target.cls >= 0 && target.cls < classes, "class ", target.cls, " is out of range: the model has ",
+             classes, " classes (0..", classes - 1, ")");
+  FSTM_CHECK(target.minus < classes && target.minus != target.cls, "margin class ", target.minus,
+             " is out of range or the explained class itself: the model has ", classes, " classes");
 }
 }  // namespace
 
 PlanValues::PlanValues(InferencePlan& plan, const Tensor& image, const Tensor& baseline, const GridGeometry& geometry,
-                       int64_t target)
+                       ValueTarget target)
     : plan_(plan),
       source_(image, baseline, geometry, plan.dtype(), plan.input_buffer().device()),
       target_(target) {
@@ -310,10 +346,10 @@ void PlanValues::evaluate(const MaskBatch& batch, float* values) {
 }
 
 ForwardValues::ForwardValues(Forward forward, const Tensor& image, const Tensor& baseline,
-                             const GridGeometry& geometry, int64_t target, int64_t max_batch)
+                             const GridGeometry& geometry, ValueTarget target, int64_t max_batch)
     : forward_(std::move(forward)), source_(image, baseline, geometry), target_(target), max_batch_(max_batch) {
   FSTM_CHECK(max_batch >= 1, "batch size must be at least 1");
-  FSTM_CHECK(target >= 0, "class ", target, " is out of range");
+  FSTM_CHECK(target.cls >= 0, "class ", target.cls, " is out of range");
 }
 
 void ForwardValues::evaluate(const MaskBatch& batch, float* values) {

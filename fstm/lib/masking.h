@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/image.h"
 #include "layers/inference.h"
 #include "tensor/tensor.h"
 
@@ -34,16 +35,41 @@ struct GridGeometry {
   int64_t cell_pixels(int player) const;
 };
 
-// What absent players are replaced with, in the normalised input space the model sees.
-//   Zero: the normalised value 0, i.e. the normalisation mean colour in pixel space (the authors').
-//   Mean: the image's own mean colour (per channel, over all pixels).
-//   Blur: a Gaussian-blurred copy of the image (sigma in pixels; replicated borders).
-enum class Baseline { Zero, Mean, Blur };
-Baseline parse_baseline(std::string_view name);  // "zero", "mean", "blur"; throws on anything else
+// What absent players are replaced with. The model sees normalised input x = (pixel / 255 - mean) / std.
+//   Black:      pixel value 0, i.e. x = -mean / std. The authors' baseline: their models take
+//               unnormalised BGR 0..255 input and hide a cell by multiplying it with 0.
+//   MeanColour: normalised 0, i.e. the normalisation's mean colour (ImageNet's: a flat grey). A
+//               detector may read a flat grey face as fake, so the cells it hides can get negative
+//               values for that reason alone (docs/shapley.md, "Baselines").
+//   ImageMean:  the image's own mean colour (per channel, over all pixels).
+//   Blur:       a Gaussian-blurred copy of the image (sigma in pixels; replicated borders).
+//   Pristine:   the real counterpart's pixels where the data set has them (a fake's source frame,
+//               aligned like the fake). It answers "which differences from the real frame make this
+//               a fake", not "where does the model look": outside the manipulation a fake equals
+//               its source, so those cells get about 0 whatever the model does.
+enum class Baseline { Black, MeanColour, ImageMean, Blur, Pristine };
+// "black", "mean-colour", "image-mean", "blur", "pristine"; throws naming the choices otherwise.
+Baseline parse_baseline(std::string_view name);
 const char* baseline_name(Baseline b);
-// image: [H, W, C] or [1, H, W, C] f32 on the CPU -> [H, W, C] f32. blur_sigma <= 0 with Blur
-// means one grid cell side (max(H, W) / grid; grid must then be given).
-Tensor make_baseline(const Tensor& image, Baseline kind, float blur_sigma = 0.0f, int grid = 0);
+
+// What some baselines need besides the image.
+struct BaselineInputs {
+  io::Normalization normalization;  // Black: where pixel 0 lands in the model's input space
+  float blur_sigma = 0;             // Blur: sigma in pixels; <= 0: one grid cell side (grid must be given)
+  int grid = 0;
+  Tensor pristine;                  // Pristine: [H, W, C] or [1, H, W, C] f32, normalised like the image
+};
+// image: [H, W, C] or [1, H, W, C] f32 on the CPU -> [H, W, C] f32. Throws naming what is missing
+// (a pristine image of another size, a blur without sigma or grid).
+Tensor make_baseline(const Tensor& image, Baseline kind, const BaselineInputs& inputs = {});
+
+// What a coalition's value reads from the model's logits [N, K]: logit[cls] (the paper's choice:
+// the ground-truth class's logit before softmax), or, with minus >= 0, the margin
+// logit[cls] - logit[minus] (for a detector: fake minus real, the evidence for "fake").
+struct ValueTarget {
+  int64_t cls = 0, minus = -1;
+  ValueTarget(int64_t c = 0, int64_t m = -1) : cls(c), minus(m) {}  // NOLINT: a class index is a target
+};
 
 // A batch of coalitions in host memory. Permutation slot p holds ranks[p * players + c] = the
 // position of player c; row (p, k) is the coalition of the first k players of permutation p.
@@ -102,7 +128,7 @@ struct EvalTiming {
   int64_t batches = 0, rows = 0, forward_rows = 0;  // forward_rows counts the padding of partial batches
 };
 
-// Values of coalitions: the target logit (before softmax) of the masked image of each row.
+// Values of coalitions: the target's value (ValueTarget) on the masked image of each row.
 class CoalitionValues {
  public:
   virtual ~CoalitionValues() = default;
@@ -119,7 +145,7 @@ class PlanValues final : public CoalitionValues {
  public:
   // image, baseline: [H, W, C] or [1, H, W, C] f32 on the CPU, H and W those of the plan.
   PlanValues(InferencePlan& plan, const Tensor& image, const Tensor& baseline, const GridGeometry& geometry,
-             int64_t target);
+             ValueTarget target);
   int players() const override { return source_.geometry().players(); }
   int64_t max_batch() const override { return plan_.input_shape()[0]; }
   void evaluate(const MaskBatch& batch, float* values) override;
@@ -128,7 +154,8 @@ class PlanValues final : public CoalitionValues {
  private:
   InferencePlan& plan_;
   MaskSource source_;
-  int64_t target_, classes_;
+  ValueTarget target_;
+  int64_t classes_;
   EvalTiming timing_;
 };
 
@@ -139,7 +166,7 @@ class ForwardValues final : public CoalitionValues {
  public:
   using Forward = std::function<Tensor(const Tensor&)>;
   ForwardValues(Forward forward, const Tensor& image, const Tensor& baseline, const GridGeometry& geometry,
-                int64_t target, int64_t max_batch = 64);
+                ValueTarget target, int64_t max_batch = 64);
   int players() const override { return source_.geometry().players(); }
   int64_t max_batch() const override { return max_batch_; }
   void evaluate(const MaskBatch& batch, float* values) override;
@@ -148,7 +175,8 @@ class ForwardValues final : public CoalitionValues {
  private:
   Forward forward_;
   MaskSource source_;
-  int64_t target_, max_batch_;
+  ValueTarget target_;
+  int64_t max_batch_;
   EvalTiming timing_;
 };
 

@@ -319,13 +319,35 @@ ShapleyResult exact_shapley(CoalitionValues& values, int grid) {
   return r;
 }
 
+ShapleyValue parse_shapley_value(std::string_view name) {
+  if (name == "logit") return ShapleyValue::Logit;
+  if (name == "margin") return ShapleyValue::Margin;
+  throw Error("unknown Shapley value '" + std::string(name) + "' (expected logit or margin)");
+}
+
+const char* shapley_value_name(ShapleyValue v) { return v == ShapleyValue::Margin ? "margin" : "logit"; }
+
+ValueTarget value_target(int64_t target, int64_t classes, const ShapleyOptions& options) {
+  if (options.value == ShapleyValue::Logit) return ValueTarget(target);
+  FSTM_CHECK(classes == 2, "the margin value needs a two-class model (a detector); this one has ", classes,
+             " classes: explain its logit instead");
+  return ValueTarget(target, 1 - target);
+}
+
 ShapleyResult explain_image(InferencePlan& plan, const Tensor& image, int64_t target, const ShapleyOptions& options,
-                            const ShapleyProgress& progress) {
+                            const ShapleyProgress& progress, const Tensor& pristine) {
   const Shape& in = plan.input_shape();
   FSTM_CHECK(in.size() == 4, "the plan's input must be [N, H, W, C], got ", in.str());
   const GridGeometry geometry = GridGeometry::make(int(in[1]), int(in[2]), options.grid);
-  const Tensor baseline = make_baseline(image, options.baseline, options.blur_sigma, options.grid);
-  PlanValues values(plan, image, baseline, geometry, target);
+  BaselineInputs inputs;
+  inputs.normalization = options.normalization;
+  inputs.blur_sigma = options.blur_sigma;
+  inputs.grid = options.grid;
+  inputs.pristine = pristine;
+  const Tensor baseline = make_baseline(image, options.baseline, inputs);
+  const Shape& out = plan.graph().values[size_t(plan.graph().output)];
+  FSTM_CHECK(out.size() == 2, "the model must output logits [N, K], its plan outputs ", out.str());
+  PlanValues values(plan, image, baseline, geometry, value_target(target, out[1], options));
   return estimate_shapley(values, options, progress);
 }
 

@@ -2,7 +2,8 @@
 // the paper "Explaining Deepfake Detection by Analysing Image Matching".
 //
 // Players are the grid cells (fstm/lib/masking.h, GridGeometry); the value of a coalition is the
-// target class's logit (before softmax) on the image whose absent cells hold the baseline.
+// target class's logit (before softmax) on the image whose absent cells hold the baseline (by
+// default black, the authors'), or with ShapleyValue::Margin that logit minus the other class's.
 //
 // Samplers (one "sample" = one unit of T):
 //   Permutation (default): a random permutation of the L*L players, swept: adding the players one
@@ -40,6 +41,11 @@
 namespace fstm {
 
 enum class ShapleySampler { Permutation, PerGrid, Exact };
+// What a coalition is worth: the explained class's logit (the paper's), or for a two-class model
+// the margin logit[class] - logit[other class] (for a detector's fake class: fake minus real).
+enum class ShapleyValue { Logit, Margin };
+ShapleyValue parse_shapley_value(std::string_view name);  // "logit", "margin"
+const char* shapley_value_name(ShapleyValue v);
 ShapleySampler parse_shapley_sampler(std::string_view name);  // "permutation", "per-grid", "exact"
 const char* shapley_sampler_name(ShapleySampler s);
 
@@ -52,15 +58,17 @@ struct ShapleyOptions {
   double until_instability = 0;  // > 0: stop once the halves' instability is below it
   int64_t check_every = 0;       // samples between instability checks; 0: 4 (8 when antithetic)
   int64_t min_samples = 0;       // no early stop before this many samples; 0: 2 checks
-  Baseline baseline = Baseline::Zero;
+  Baseline baseline = Baseline::Black;  // the authors' (fstm/lib/masking.h)
   float blur_sigma = 0;  // Blur baseline: Gaussian sigma in pixels; 0 = one grid cell side
+  io::Normalization normalization;  // the model's input normalisation: where the Black baseline lies
+  ShapleyValue value = ShapleyValue::Logit;
 };
 
 struct ShapleyResult {
   int grid = 0;
   ShapleyMap phi;          // [L * L] row-major over the grid: phi[i * L + j], raw (not normalised)
   ShapleyMap phi_half[2];  // each half's own mean map
-  double v_full = 0, v_empty = 0;  // values of the full and the empty coalition
+  double v_full = 0, v_empty = 0;  // v(input) and v(baseline): the full and the empty coalition
   int64_t samples = 0;             // samples that went into phi (<= T with until_instability)
   int64_t samples_half[2] = {0, 0};
   int64_t evaluations = 0;   // coalition values computed, i.e. model forwards of one masked image
@@ -94,8 +102,13 @@ ShapleyResult exact_shapley(CoalitionValues& values, int grid);
 
 // The whole explainer for one image and one class: baseline, fused masking into `plan`'s input
 // buffer, estimator. image: [H, W, 3] or [1, H, W, 3] f32 on the CPU, normalised as the model
-// expects, H and W those of the plan. target: the class whose logit is explained.
+// expects, H and W those of the plan. target: the class whose logit (or margin) is explained.
+// pristine: the real counterpart, normalised like the image (needed by Baseline::Pristine only).
 ShapleyResult explain_image(InferencePlan& plan, const Tensor& image, int64_t target, const ShapleyOptions& options,
-                            const ShapleyProgress& progress = {});
+                            const ShapleyProgress& progress = {}, const Tensor& pristine = {});
+
+// The coalition value options.value asks for, checked against a model with `classes` outputs:
+// Margin needs exactly two classes.
+ValueTarget value_target(int64_t target, int64_t classes, const ShapleyOptions& options);
 
 }  // namespace fstm
