@@ -397,8 +397,16 @@ class OnednnExecutor final : public InferenceExecutor {
 
 }  // namespace
 
+// oneDNN reports a kernel it does not have for this CPU as dnnl::error ("could not create a primitive
+// descriptor iterator"); bf16 is the usual case: oneDNN 2.6 has bf16 convolutions only with AVX-512
+// (AVX512-BF16 or AMX to be fast), none on an AVX2-only CPU such as AMD Zen 3.
 std::unique_ptr<InferenceExecutor> make_onednn_executor(const InferenceGraph& graph, DType dtype) {
-  return std::make_unique<OnednnExecutor>(graph, dtype);
+  try {
+    return std::make_unique<OnednnExecutor>(graph, dtype);
+  } catch (const dnnl::error& e) {
+    throw Error(detail::concat("inference plan: oneDNN has no ", dtype_name(dtype), " kernel for this graph on this CPU (",
+                               e.what(), ")", dtype == DType::f32 ? "" : "; use f32, or a CPU with AVX-512"));
+  }
 }
 
 }  // namespace fstm
