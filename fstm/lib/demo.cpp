@@ -11,6 +11,7 @@
 
 #include "autograd/autograd.h"
 #include "fstm/lib/evaluator.h"
+#include "fstm/lib/explain_study.h"
 #include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
 #include "fstm/lib/model_loader.h"
@@ -176,208 +177,237 @@ struct Explainer {
   std::unique_ptr<ModelExplainer> shapley;  // compiled once for every map of this model
 };
 
-// The test fakes to explain: the first frame of the first test video of each method, in method
-// order, at every compression (the same frame of the same video).
-struct ExplainedFace {
-  std::string video_id, method;
-  int64_t frame = 0;
-  int source = -1, target = -1;
-  std::map<std::string, int64_t> frame_at;  // compression -> index into FaceIndex::frames
+json ci_json(const MeanCi& c) { return {{"mean", num(c.mean)}, {"lo", num(c.lo)}, {"hi", num(c.hi)}, {"n", c.n}}; }
+
+json ci_map_json(const std::map<std::string, MeanCi>& m) {
+  json j = json::object();
+  for (const auto& [k, c] : m) j[k] = ci_json(c);
+  return j;
+}
+
+json summary_json(const StudySummary& s) {
+  return {{"q_eq1", ci_json(s.q_eq1)},
+          {"q_authors", ci_json(s.q_authors)},
+          {"delta", ci_map_json(s.delta)},
+          {"lift", ci_json(s.lift)},
+          {"lift_over_ceiling", ci_json(s.lift_over_ceiling)},
+          {"share_inside", ci_json(s.share_inside)},
+          {"area_share", ci_json(s.area_share)},
+          {"lift_ceiling", ci_json(s.lift_ceiling)},
+          {"control_lift", ci_map_json(s.control_lift)},
+          {"baseline_lift", ci_map_json(s.baseline_lift)},
+          {"beats_controls", s.beats_controls()},
+          {"margin_fake", ci_json(s.margin_fake)},
+          {"margin_replaced", ci_json(s.margin_replaced)},
+          {"margin_pristine", ci_json(s.margin_pristine)},
+          {"v_input", ci_json(s.v_input)},
+          {"v_baseline", ci_json(s.v_baseline)}};
+}
+
+// v_d's margin, fake logit minus real logit, on one face.
+double det_margin(ModelExplainer& det, const io::Image& face, const io::Normalization& n) {
+  const std::vector<float> l = det.logits(io::image_to_tensor(face, n));
+  return double(l.at(1)) - double(l.at(0));
+}
+
+// Everything the demo runs a Shapley estimator with, compiled once.
+struct StudyModels {
+  std::map<std::string, Explainer> models;  // "det", "source", "target" under the black baseline
+  Explainer det_grey, det_pristine, random_init;
+  std::unique_ptr<ImageClassifier> random_net;
+  GridGeometry geometry;
+  int64_t planned = 0;
 };
 
-std::vector<ExplainedFace> pick_faces(const io::FaceIndex& index, int count) {
-  std::vector<ExplainedFace> faces;
-  for (const std::string& method : io::ffpp_methods()) {
-    if (int(faces.size()) >= count) break;
-    ExplainedFace face;
-    for (size_t f = 0; f < index.frames.size(); ++f) {
-      const io::IndexVideo& v = index.videos[size_t(index.frames[f].video)];
-      if (v.split != "test" || v.method != method || v.compression != io::Compression::raw) continue;
-      face.video_id = v.video_id;
-      face.method = method;
-      face.frame = index.frames[f].frame;
-      face.source = v.source;
-      face.target = v.target;
-      break;
-    }
-    if (face.video_id.empty()) continue;
-    for (size_t f = 0; f < index.frames.size(); ++f) {
-      const io::IndexVideo& v = index.videos[size_t(index.frames[f].video)];
-      if (v.method == method && v.video_id == face.video_id && index.frames[f].frame == face.frame)
-        face.frame_at[io::compression_name(v.compression)] = int64_t(f);
-    }
-    if (face.frame_at.size() == 3) faces.push_back(face);
-  }
-  return faces;
+std::unique_ptr<ModelExplainer> explainer_for(ImageClassifier& net, const LoadedModel& m, int size,
+                                              ShapleyOptions so, Baseline baseline) {
+  so.baseline = baseline;
+  so.normalization = m.normalization;
+  return std::make_unique<ModelExplainer>(net, size, so);
 }
 
-// The generator's manipulation mask of a raw test frame, warped like the face: a similarity from
-// the frame's 5 ground-truth points (ldm.json) to the face's points in the PNG. Empty when the
-// mask video or the landmarks cannot be found.
-io::Image aligned_mask(const std::string& data_dir, const io::LandmarkMap& landmarks, const io::FaceIndex& index,
-                       int64_t frame_index, int width, int height, std::string& why_not) {
-  const io::IndexFrame& f = index.frames[size_t(frame_index)];
-  const io::IndexVideo& v = index.videos[size_t(f.video)];
-  const fs::path mask_video =
-      fs::path(data_dir) / "manipulated_sequences" / v.method / "masks" / "videos" / (v.video_id + ".mp4");
-  if (!fs::exists(mask_video)) {
-    why_not = mask_video.string() + " does not exist";
-    return {};
-  }
-  const io::LandmarkEntry* entry = io::find_landmarks(landmarks, v.video, f.frame);
-  if (!entry || !f.has_points) {
-    why_not = "no landmarks for " + v.video + " frame " + std::to_string(f.frame);
-    return {};
-  }
-  const std::vector<io::Image> frames = io::decode_video(mask_video.string());
-  if (f.frame >= int64_t(frames.size())) {
-    why_not = mask_video.string() + " has no frame " + std::to_string(f.frame);
-    return {};
-  }
-  const io::FivePoints src = io::five_points(entry->landmark);
-  const io::Mat3 to_face = io::fit_similarity(src.data(), f.points.data(), 5);
-  return io::warp_image(frames[size_t(f.frame)], to_face, width, height);
-}
-
-std::vector<unsigned char> png_of(const io::Image& image) { return io::encode_png(image); }
-
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  int n = 0;
-  for (double x : v)
-    if (std::isfinite(x)) {
-      s += x;
-      ++n;
-    }
-  return n ? s / n : kNaN;
-}
-
-// Maps of v_d, v_s, v_t for each face at raw/c23/c40 and their metrics. Heatmap PNGs go to
-// OUT/explain/ (the report embeds them).
-json explain_faces(const DemoOptions& o, const std::map<std::string, std::string>& checkpoints,
-                   const io::FaceIndex& index, const std::string& data_dir, const fs::path& out) {
-  const std::vector<ExplainedFace> faces = pick_faces(index, o.explain_faces);
-  FSTM_CHECK(!faces.empty(), index.root, ": no test fake with faces at raw, c23 and c40 to explain");
-  const int size = index.settings.size;
+StudyModels load_study_models(const DemoOptions& o, const std::map<std::string, std::string>& checkpoints, int size) {
   ShapleyOptions so;
   so.grid = o.explain_grid;
   so.samples = o.explain_samples;
   so.seed = o.seed;
-
-  std::map<std::string, Explainer> models;
+  StudyModels s;
   for (const char* name : {"det", "source", "target"}) {
     ModelSpec spec;
     spec.model = checkpoints.at(name);
     Explainer e;
     e.model = load_model(spec);
-    e.shapley = std::make_unique<ModelExplainer>(*e.model.net, size, so);
-    models.emplace(name, std::move(e));
+    e.shapley = explainer_for(*e.model.net, e.model, size, so, Baseline::Black);
+    s.models.emplace(name, std::move(e));
   }
-  const GridGeometry& geometry = models.at("det").shapley->geometry();
-  const int64_t planned = models.at("det").shapley->planned_evaluations();
+  const LoadedModel& det = s.models.at("det").model;
+  s.det_grey.shapley = explainer_for(*det.net, det, size, so, Baseline::MeanColour);
+  s.det_pristine.shapley = explainer_for(*det.net, det, size, so, Baseline::Pristine);
+  // Control: the same architecture with random weights (a fixed seed), in eval mode.
+  s.random_net = make_classifier(det.config.arch, 2, o.seed + 977);
+  s.random_net->eval();
+  s.random_init.shapley = explainer_for(*s.random_net, det, size, so, Baseline::Black);
+  s.geometry = s.models.at("det").shapley->geometry();
+  s.planned = s.models.at("det").shapley->planned_evaluations();
+  return s;
+}
 
+// One face: 9 maps (3 models x 3 compressions) and 3 more of v_d's raw face (grey and pristine
+// baselines, random-init control). Writes the face's pictures to `pictures`.
+FaceStudy study_face(StudyModels& s, const StudyFace& face, const io::FaceIndex& index, const AlignedTruth& truth,
+                     int size, const fs::path& pictures, ProgressBar* bar, json& jf) {
+  auto explain = [&](ModelExplainer& ex, const Tensor& x, int64_t target, const Tensor& pristine = {}) {
+    int64_t shown = 0;
+    ShapleyResult r = ex.explain(
+        x, target,
+        [&](int64_t done, int64_t) {
+          if (bar) bar->add(done - shown);
+          shown = done;
+        },
+        -1, pristine);
+    if (bar) bar->add(s.planned - shown);
+    return r;
+  };
+  FaceStudy st;
+  std::map<std::string, std::map<std::string, ShapleyMap>> phi;  // model -> compression -> map
+  std::map<std::string, io::Image> images;
+  const io::Normalization norm = s.models.at("det").model.normalization;
+  for (const char* c : kCompressions) {
+    images[c] = io::load_face(index, index.frames[size_t(face.frame_at.at(c))], size);  // as evaluation sees it
+    for (auto& [name, e] : s.models) {
+      const int64_t target = name == "det" ? 1 : name == "source" ? face.source : face.target;
+      FSTM_CHECK(target < e.model.config.num_classes(), e.model.source, " has no class ", target, " for ", face.video_id);
+      const ShapleyResult r = explain(*e.shapley, io::image_to_tensor(images[c], e.model.normalization), target);
+      phi[name][c] = r.phi;
+      if (name == "det" && c == std::string("raw")) {
+        st.v_input = r.v_full;
+        st.v_baseline = r.v_empty;
+      }
+    }
+  }
+  st.q_eq1 = q_tau_eq1(phi["det"]["raw"], phi["source"]["raw"], phi["target"]["raw"]).q;
+  st.q_authors = q_tau_authors(phi["det"]["raw"], phi["source"]["raw"], phi["target"]["raw"]).q;
+  for (const char* name : {"det", "source", "target"})
+    st.delta[name] = compression_delta(phi[name]["raw"], {phi[name]["c23"], phi[name]["c40"]});
+
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Tensor x = io::image_to_tensor(images["raw"], norm);
+  st.margin_fake = det_margin(*s.models.at("det").shapley, images["raw"], norm);
+  st.det.lift = st.margin_replaced = st.margin_pristine = nan;
+  if (truth.why_not.empty()) {
+    const GridGeometry& g = s.geometry;
+    const Tensor pristine = io::image_to_tensor(truth.pristine, norm);
+    st.det = manipulation_faithfulness(phi["det"]["raw"], g, truth.mask);
+    st.baseline_lift["black"] = st.det.lift;
+    st.baseline_lift["mean-colour"] = manipulation_faithfulness(explain(*s.det_grey.shapley, x, 1).phi, g, truth.mask).lift;
+    st.baseline_lift["pristine"] =
+        manipulation_faithfulness(explain(*s.det_pristine.shapley, x, 1, pristine).phi, g, truth.mask).lift;
+    const ShapleyMap random_map = explain(*s.random_init.shapley, x, 1).phi;
+    st.control_lift["random_init"] = manipulation_faithfulness(random_map, g, truth.mask).lift;
+    st.control_lift["difference"] =
+        manipulation_faithfulness(difference_map(x, make_baseline(x, Baseline::Black, {.normalization = norm}), g), g,
+                                  truth.mask)
+            .lift;
+    st.control_lift["gaussian"] = manipulation_faithfulness(centred_gaussian_map(g), g, truth.mask).lift;
+    st.margin_replaced =
+        det_margin(*s.models.at("det").shapley, replace_manipulated(images["raw"], truth.pristine, truth.mask), norm);
+    st.margin_pristine = det_margin(*s.models.at("det").shapley, truth.pristine, norm);
+  } else {
+    jf["faithfulness_missing"] = truth.why_not;
+    if (bar) bar->add(3 * s.planned);
+  }
+
+  // pictures: the face and each model's overlay at each compression, the mask and the pristine face
+  const std::string stem = face.method + "_" + face.video_id + "_frame" + std::to_string(face.frame);
+  HeatmapOptions ho;
+  ho.legend = 0;
+  for (const char* c : kCompressions) {
+    io::write_file_atomic((pictures / (stem + "_" + c + ".png")).string(), io::encode_png(images[c]));
+    for (const char* name : {"det", "source", "target"})
+      io::write_file_atomic((pictures / (stem + "_" + name + "_" + c + ".png")).string(),
+                            io::encode_png(heatmap_overlay(images[c], phi[name][c], s.geometry, ho)));
+  }
+  if (truth.why_not.empty()) {
+    io::write_file_atomic((pictures / (stem + "_mask.png")).string(), io::encode_png(truth.mask));
+    io::write_file_atomic((pictures / (stem + "_pristine.png")).string(), io::encode_png(truth.pristine));
+  }
+  jf["stem"] = stem;
+  json maps_json;
+  for (const auto& [name, by_c] : phi)
+    for (const auto& [c, m] : by_c) maps_json[name][c] = m;
+  jf["phi"] = maps_json;
+  return st;
+}
+
+json face_json(const StudyFace& face, const FaceStudy& st) {
+  return {{"video", face.video_id},
+          {"method", face.method},
+          {"frame", face.frame},
+          {"q_eq1", num(st.q_eq1)},
+          {"q_authors", num(st.q_authors)},
+          {"delta", {{"det", num(st.delta.at("det"))}, {"source", num(st.delta.at("source"))}, {"target", num(st.delta.at("target"))}}},
+          {"lift", num(st.det.lift)},
+          {"lift_ceiling", num(st.det.lift_ceiling)},
+          {"area_share", num(st.det.area_share)},
+          {"margin_fake", num(st.margin_fake)},
+          {"margin_replaced", num(st.margin_replaced)},
+          {"margin_pristine", num(st.margin_pristine)}};
+}
+
+// The explanation study (fstm/lib/explain_study.h) on the demo's test fakes. Heatmap PNGs go to
+// OUT/explain/ (the report embeds them).
+json explain_faces(const DemoOptions& o, const std::map<std::string, std::string>& checkpoints,
+                   const io::FaceIndex& index, const std::string& data_dir, const fs::path& out) {
+  const std::vector<StudyFace> faces = pick_test_fakes(index, o.explain_faces);
+  FSTM_CHECK(!faces.empty(), index.root, ": no test fake with faces at raw, c23 and c40 to explain");
+  const int size = index.settings.size;
+  StudyModels models = load_study_models(o, checkpoints, size);
   const fs::path pictures = out / "explain";
   io::ensure_dir(pictures.string());
   io::LandmarkMap landmarks;
-  std::string mask_note;
+  std::string landmark_note;
   try {
     landmarks = io::load_landmarks((fs::path(data_dir) / "ldm.json").string());
   } catch (const Error& e) {
-    mask_note = e.what();
+    landmark_note = e.what();
   }
-
-  const int64_t maps = int64_t(faces.size()) * 3 * 3;
   std::unique_ptr<ProgressBar> bar;
-  if (o.progress) bar = std::make_unique<ProgressBar>("explain", maps * planned, "forwards", progress_stream());
+  if (o.progress)
+    bar = std::make_unique<ProgressBar>("explain", int64_t(faces.size()) * 12 * models.planned, "forwards",
+                                        progress_stream());
   json per_face = json::array();
-  std::vector<double> q_eq1, q_authors, faith_share, faith_lift;
-  std::map<std::string, std::vector<double>> deltas;
-  for (const ExplainedFace& face : faces) {
-    std::map<std::string, std::map<std::string, ShapleyMap>> phi;  // model -> compression -> map
-    std::map<std::string, io::Image> images;
-    for (const char* c : kCompressions) {
-      const io::IndexFrame& f = index.frames[size_t(face.frame_at.at(c))];
-      images[c] = io::load_face(index, f, size);  // as evaluation sees it
-      for (auto& [name, e] : models) {
-        const int64_t target = name == "det" ? 1 : name == "source" ? face.source : face.target;
-        FSTM_CHECK(target < e.model.config.num_classes(), e.model.source, " has no class ", target, " for ", face.video_id);
-        const Tensor x = io::image_to_tensor(images[c], e.model.normalization);
-        int64_t shown = 0;
-        const ShapleyResult r = e.shapley->explain(x, target, [&](int64_t done, int64_t) {
-          if (bar) bar->add(done - shown);
-          shown = done;
-        });
-        if (bar) bar->add(planned - shown);
-        phi[name][c] = r.phi;
-      }
-    }
-    const std::string stem = face.method + "_" + face.video_id + "_frame" + std::to_string(face.frame);
-    json jf = {{"video", face.video_id}, {"method", face.method}, {"frame", face.frame}};
-    // Q on the raw face (Eq. 1 and the authors' variant)
-    const QResult qe = q_tau_eq1(phi["det"]["raw"], phi["source"]["raw"], phi["target"]["raw"]);
-    const QResult qa = q_tau_authors(phi["det"]["raw"], phi["source"]["raw"], phi["target"]["raw"]);
-    jf["q_eq1"] = num(qe.q);
-    jf["q_authors"] = num(qa.q);
-    q_eq1.push_back(qe.q);
-    q_authors.push_back(qa.q);
-    // delta of each model across compressions
-    for (const char* name : {"det", "source", "target"}) {
-      const double d = compression_delta(phi[name]["raw"], {phi[name]["c23"], phi[name]["c40"]});
-      jf["delta"][name] = num(d);
-      deltas[name].push_back(d);
-    }
-    // faithfulness of v_d's raw map to the ground-truth mask
-    std::string why_not = mask_note;
-    io::Image mask;
-    if (why_not.empty())
-      mask = aligned_mask(data_dir, landmarks, index, face.frame_at.at("raw"), size, size, why_not);
-    if (!mask.empty()) {
-      const Faithfulness fa = manipulation_faithfulness(phi["det"]["raw"], geometry, mask);
-      jf["faithfulness"] = {{"positive_share_inside", num(fa.positive_share_inside)},
-                            {"area_share", num(fa.area_share)},
-                            {"lift", num(fa.lift)}};
-      faith_share.push_back(fa.positive_share_inside);
-      faith_lift.push_back(fa.lift);
-      io::write_file_atomic((pictures / (stem + "_mask.png")).string(), png_of(mask));
-    } else {
-      jf["faithfulness"] = nullptr;
-      jf["faithfulness_missing"] = why_not;
-    }
-    // pictures: the face and each model's overlay at each compression
-    HeatmapOptions ho;
-    ho.legend = 0;
-    for (const char* c : kCompressions) {
-      io::write_file_atomic((pictures / (stem + "_" + c + ".png")).string(), png_of(images[c]));
-      for (const char* name : {"det", "source", "target"})
-        io::write_file_atomic((pictures / (stem + "_" + name + "_" + c + ".png")).string(),
-                              png_of(heatmap_overlay(images[c], phi[name][c], geometry, ho)));
-    }
-    jf["stem"] = stem;
-    json maps_json;
-    for (const auto& [name, by_c] : phi)
-      for (const auto& [c, m] : by_c) maps_json[name][c] = m;
-    jf["phi"] = maps_json;
+  std::vector<FaceStudy> studies;
+  for (const StudyFace& face : faces) {
+    AlignedTruth truth;
+    truth.why_not = landmark_note;
+    if (truth.why_not.empty()) truth = aligned_truth(data_dir, landmarks, index, face.frame_at.at("raw"), size);
+    json jf;
+    studies.push_back(study_face(models, face, index, truth, size, pictures, bar.get(), jf));
+    jf.update(face_json(face, studies.back()));
     per_face.push_back(jf);
   }
   if (bar) bar->finish();
-  json summary = {{"faces", int64_t(faces.size())},
+  json summary = summary_json(summarize_study(studies));
+  summary.update({{"faces", int64_t(faces.size())},
                   {"grid", o.explain_grid},
                   {"samples", o.explain_samples},
                   {"sampler", "permutation"},
-                  {"baseline", "zero"},
-                  {"forwards_per_map", planned},
-                  {"q_eq1", num(mean_of(q_eq1))},
-                  {"q_authors", num(mean_of(q_authors))},
-                  {"faithfulness_share_inside", num(mean_of(faith_share))},
-                  {"faithfulness_lift", num(mean_of(faith_lift))},
-                  {"per_face", per_face}};
-  for (const auto& [name, v] : deltas) summary["delta"][name] = num(mean_of(v));
+                  {"baseline", "black"},
+                  {"value", "logit"},
+                  {"forwards_per_map", models.planned},
+                  {"per_face", per_face}});
   return summary;
 }
 
 // ---- the report ----------------------------------------------------------------------------------
 
 std::string pct(const json& j) { return format_number(get(j), 3); }
+// "mean [lo, hi]" of a ci_json, or "-" when missing.
+std::string ci(const json& j) {
+  if (!j.is_object()) return "-";
+  return pct(j.value("mean", json(nullptr))) + " [" + pct(j.value("lo", json(nullptr))) + ", " +
+         pct(j.value("hi", json(nullptr))) + "]";
+}
 
 std::vector<unsigned char> read_png(const fs::path& p) {
   const std::vector<uint8_t> bytes = io::read_file(p.string());
@@ -472,26 +502,59 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
 
   r.heading("Explanations");
   const json& x = m["explain"];
-  r.paragraph("Shapley maps (" + std::to_string(x["grid"].get<int>()) + "x" + std::to_string(x["grid"].get<int>()) +
-              " grid cells as players, " + std::to_string(x["samples"].get<int64_t>()) +
-              " permutation samples, zero baseline) of the ground-truth class logit: fake for v_d, the true source "
-              "identity for v_s, the true target identity for v_t. Red cells raise the logit, blue cells lower it.");
-  r.table({{"metric", "value", "what it says"},
-           {"Q (Eq. 1)", pct(x["q_eq1"]), "> 0: v_d relies on cells outside the identity encoders' top cells"},
-           {"Q (authors' code: relu, / L^2)", pct(x["q_authors"]), "the same, as the released code computes it"},
-           {"delta v_d", pct(x["delta"]["det"]), "mean cosine of the c23/c40 maps with the raw map"},
-           {"delta v_s", pct(x["delta"]["source"]), ""},
-           {"delta v_t", pct(x["delta"]["target"]), ""},
-           {"v_d positive mass inside the mask", pct(x["faithfulness_share_inside"]),
-            "share of the positive Shapley mass on manipulated pixels (ground-truth masks of the generator)"},
-           {"lift over the mask's area", pct(x["faithfulness_lift"]), "> 1: better than a map blind to the mask"}},
-          "Means over the explained faces.");
+  const std::string L = std::to_string(x["grid"].get<int>());
+  r.paragraph(std::to_string(x["faces"].get<int64_t>()) + " test fakes (every method in turn, each from another test pair), " +
+              "Shapley maps over a " + L + "x" + L + " grid with " + std::to_string(x["samples"].get<int64_t>()) +
+              " permutations, black baseline (pixel 0: the authors' masking), of the ground-truth class logit: fake "
+              "for v_d, the true source identity for v_s, the true target identity for v_t. Red cells raise the "
+              "logit, blue cells lower it. Every figure is a mean over the faces with its 95% confidence interval "
+              "[lo, hi]; with few faces the intervals are wide, and no conclusion is drawn where they overlap.");
+  r.heading("Where v_d's evidence is, without Shapley values", 3);
+  r.table({{"v_d's margin (fake logit - real logit) on", "mean [95% CI]"},
+           {"the fake face", ci(x["margin_fake"])},
+           {"the fake with its manipulated pixels replaced by the pristine ones", ci(x["margin_replaced"])},
+           {"the pristine face (the fake's source frame, aligned alike)", ci(x["margin_pristine"])}},
+          "If v_d's evidence lies inside the manipulated region, replacing those pixels alone brings the fake down "
+          "to the pristine face's level.");
+  r.heading("Faithfulness of v_d's map to the ground-truth masks", 3);
+  r.table({{"map", "lift over the mask's area share", "what it is"},
+           {"v_d (black baseline)", ci(x["lift"]), "share of the positive mass on manipulated pixels / their area share"},
+           {"control: |x - baseline| per cell", ci(x["control_lift"]["difference"]), "what hiding a cell changes in the input"},
+           {"control: random-init network", ci(x["control_lift"]["random_init"]), "the same architecture, untrained"},
+           {"control: centred Gaussian", ci(x["control_lift"]["gaussian"]), "faces are centred by alignment"}},
+          std::string("v_d ") + (x["beats_controls"].get<bool>() ? "beats every control (its CI lies above theirs)"
+                                                                 : "does not beat every control with non-overlapping CIs") +
+              ". A lift of 1 is a map blind to the mask. The best possible map reaches the ceiling " + ci(x["lift_ceiling"]) +
+              " (all mass on the cell the mask covers most); v_d's lift / ceiling is " + ci(x["lift_over_ceiling"]) +
+              "; the masks cover " + ci(x["area_share"]) + " of the face.");
+  r.table({{"baseline of v_d's map", "lift", "read it as"},
+           {"black (the authors')", ci(x["baseline_lift"]["black"]), "where v_d looks, against a black face"},
+           {"mean-colour (ImageNet's grey)", ci(x["baseline_lift"]["mean-colour"]),
+            "a detector can read a grey face as fake: hidden inner cells then get negative values for the grey's "
+            "sake"},
+           {"pristine", ci(x["baseline_lift"]["pristine"]),
+            "which differences from the real frame make the fake; outside the mask a fake equals its source, so "
+            "those cells get about 0 whatever the model does: evidence of where the fake differs, not a "
+            "faithfulness score"}},
+          "The same faces and the same v_d under three baselines.");
+  r.heading("Q and delta", 3);
+  r.table({{"metric", "mean [95% CI]", "what it says"},
+           {"Q (Eq. 1)", ci(x["q_eq1"]), "> 0: v_d relies on cells outside the identity encoders' top cells"},
+           {"Q (authors' code: relu, / L^2)", ci(x["q_authors"]), "the same, as the released code computes it"},
+           {"delta v_d", ci(x["delta"]["det"]), "mean cosine of the c23/c40 maps with the raw map"},
+           {"delta v_s", ci(x["delta"]["source"]), ""},
+           {"delta v_t", ci(x["delta"]["target"]), ""},
+           {"v_d: v(input) / v(baseline)", ci(x["v_input"]) + " / " + ci(x["v_baseline"]),
+            "the fake logit on the face and on the all-black image; the map sums to their difference"}},
+          "");
   for (const json& f : x["per_face"]) {
     const std::string stem = f["stem"].get<std::string>();
     r.heading(f["method"].get<std::string>() + " " + f["video"].get<std::string>() + " frame " +
                   std::to_string(f["frame"].get<int64_t>()) + ": Q " + pct(f["q_eq1"]) + ", delta v_d " +
-                  pct(f["delta"]["det"]),
-              3);
+                  pct(f["delta"]["det"]) + ", lift " + pct(f["lift"]) + " (ceiling " + pct(f["lift_ceiling"]) +
+                  "), margin fake " + pct(f["margin_fake"]) + " -> " + pct(f["margin_replaced"]) +
+                  " with pristine pixels in the mask",
+              4);
     for (const char* c : kCompressions) {
       std::vector<std::pair<std::vector<unsigned char>, std::string>> row;
       row.push_back({read_png(out / "explain" / (stem + "_" + c + ".png")), std::string("face, ") + c});
@@ -499,8 +562,10 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
         row.push_back({read_png(out / "explain" / (stem + "_" + name + "_" + c + ".png")),
                        std::string(name == std::string("det") ? "v_d" : name == std::string("source") ? "v_s" : "v_t") +
                            ", " + c});
-      if (c == std::string("raw") && fs::exists(out / "explain" / (stem + "_mask.png")))
+      if (c == std::string("raw") && fs::exists(out / "explain" / (stem + "_mask.png"))) {
         row.push_back({read_png(out / "explain" / (stem + "_mask.png")), "manipulation mask"});
+        row.push_back({read_png(out / "explain" / (stem + "_pristine.png")), "pristine (source frame)"});
+      }
       r.image_row(row, 128);
     }
   }
@@ -522,7 +587,7 @@ DemoOptions demo_options(bool quick) {
   o.batch = 16;
   o.warmup_epochs = 0;
   o.fst_hidden = 32;
-  o.explain_faces = 1;
+  o.explain_faces = 2;
   o.explain_grid = 4;
   o.explain_samples = 4;
   return o;
@@ -669,7 +734,7 @@ std::string demo_summary(const json& m) {
     return c.str();
   };
   s << "frame AUC on the test split (video AUC in brackets)\n";
-  s << "  compression        v_d          FST-Matching     winner\n";
+  s << "  compression        v_d          FST-Matching     higher (one training seed each)\n";
   for (const char* c : kCompressions) {
     const double d = get(m["det"][c]["auc"]), f = get(m["fst"][c]["auc"]);
     const std::string winner = !(std::isfinite(d) && std::isfinite(f)) ? "-" : d > f ? "v_d" : f > d ? "FST" : "tie";
@@ -685,12 +750,14 @@ std::string demo_summary(const json& m) {
     s << "\n";
   }
   const json& x = m["explain"];
-  s << "explanations (" << x["faces"].get<int64_t>() << " faces): Q eq.1 " << format_number(get(x["q_eq1"]), 3)
-    << ", Q authors " << format_number(get(x["q_authors"]), 4) << "; delta v_d "
-    << format_number(get(x["delta"]["det"]), 3) << ", v_s " << format_number(get(x["delta"]["source"]), 3) << ", v_t "
-    << format_number(get(x["delta"]["target"]), 3) << "; v_d mass inside the mask "
-    << format_number(get(x["faithfulness_share_inside"]), 3) << " (lift " << format_number(get(x["faithfulness_lift"]), 2)
-    << ")\n";
+  s << "explanations, mean [95% CI] over " << x["faces"].get<int64_t>() << " test fakes, black baseline:\n"
+    << "  v_d lift over the masks' area  " << ci(x["lift"]) << "  (controls: |x - baseline| "
+    << ci(x["control_lift"]["difference"]) << ", random-init net " << ci(x["control_lift"]["random_init"])
+    << ", centred Gaussian " << ci(x["control_lift"]["gaussian"]) << ")\n"
+    << "  v_d margin: fake " << ci(x["margin_fake"]) << ", manipulated pixels replaced by pristine "
+    << ci(x["margin_replaced"]) << ", pristine " << ci(x["margin_pristine"]) << "\n"
+    << "  Q eq.1 " << ci(x["q_eq1"]) << ", Q authors " << ci(x["q_authors"]) << "; delta v_d " << ci(x["delta"]["det"])
+    << ", v_s " << ci(x["delta"]["source"]) << ", v_t " << ci(x["delta"]["target"]) << "\n";
   return s.str();
 }
 

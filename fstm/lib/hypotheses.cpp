@@ -291,6 +291,7 @@ ModelRun model_run(const LoadedModel& m, const HypothesisOptions& o) {
   so.grid = o.grid;
   so.samples = o.samples;
   so.seed = o.seed;
+  so.normalization = m.normalization;  // the black baseline is pixel 0 under the model's normalisation
   check_grid_fits(o.grid, m.input_size, m.input_size);
   ModelRun r;
   r.model = &m;
@@ -497,7 +498,7 @@ void describe_run(HtmlReport& report, const HypothesisOptions& o, const Setup& s
   p << "Data: " << s.index_path << (s.synthetic ? " (the synthetic default, fstm synth + extract)" : "") << ", "
     << s.index.frames.size() << " faces of " << s.index.videos.size() << " videos, " << s.index.settings.size
     << " px. Shapley maps: " << o.grid << "x" << o.grid << " grid, T = " << o.samples
-    << " permutations, zero baseline, seed " << o.seed << "; v_d explains the fake class of fake faces, v_s/v_t the "
+    << " permutations, black baseline (pixel 0, the authors'), seed " << o.seed << "; v_d explains the fake class of fake faces, v_s/v_t the "
     << "ground-truth source/target identity. Faces explained come from the '" << split << "' split";
   if (split == "train")
     p << " (the identity encoders only know the identities they were trained on, and those are the train split's)";

@@ -65,13 +65,38 @@ InstabilityCurve average_instability_curves(const std::vector<InstabilityCurve>&
 //   area_share            = mask pixels / all pixels (what a map blind to the mask gets on average)
 //   lift                  = positive_share_inside / area_share
 // NaN where undefined (no positive mass, an empty mask).
+// The ceiling is what the best possible map gets: all its positive mass on the cell the mask covers
+// most, best_share = max_c (mask pixels in c / pixels of c), lift_ceiling = best_share / area_share
+// (about 1.7 for FaceSwap's large masks on an 8x8 grid, 8-10 for NeuralTextures' small ones), so
+// lift / lift_ceiling compares faces whose masks differ in size.
 struct Faithfulness {
   double positive_share_inside = 0, area_share = 0, lift = 0;
+  double best_share = 0, lift_ceiling = 0;
 };
 // mask: [H * W] values in [0, 1] (the share of each pixel that was manipulated), row-major.
 Faithfulness manipulation_faithfulness(const ShapleyMap& phi, const GridGeometry& geometry,
                                        const std::vector<float>& mask);
 // A mask image of the grid's size: a pixel is manipulated when its brightest channel is >= 128.
 Faithfulness manipulation_faithfulness(const ShapleyMap& phi, const GridGeometry& geometry, const io::Image& mask);
+
+// ---- control maps for faithfulness -------------------------------------------------------------------
+// Maps that know nothing a model learned, scored the same way as a model's map: a model's map is
+// faithful to the manipulation only where it beats them.
+//   difference_map: per cell, sum over its pixels and channels of |image - baseline| (what masking
+//     the cell changes in the input; image, baseline [H, W, C] or [1, H, W, C] f32 on the CPU).
+//   centred_gaussian_map: exp(-d^2 / 2 sigma^2) of each cell centre's distance d from the image
+//     centre, sigma = sigma_fraction x the image side (faces are centred by alignment).
+ShapleyMap difference_map(const Tensor& image, const Tensor& baseline, const GridGeometry& geometry);
+ShapleyMap centred_gaussian_map(const GridGeometry& geometry, double sigma_fraction = 0.25);
+
+// ---- summaries over faces -------------------------------------------------------------------------------
+// Mean and two-sided 95% confidence interval of the mean (Student's t with n - 1 degrees of
+// freedom); NaN values are left out; lo = hi = NaN with fewer than 2 values.
+struct MeanCi {
+  double mean = 0, lo = 0, hi = 0;
+  int n = 0;
+  bool overlaps(const MeanCi& o) const { return !(hi < o.lo || o.hi < lo); }
+};
+MeanCi mean_ci95(const std::vector<double>& values);
 
 }  // namespace fstm

@@ -1,0 +1,160 @@
+#include "fstm/lib/explain_study.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <set>
+
+#include "io/video.h"
+
+namespace fstm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The same frame of the same fake video at every compression: compression -> frames index.
+std::map<std::string, int64_t> frame_at_every_compression(const io::FaceIndex& index, const io::IndexVideo& v,
+                                                          int64_t frame) {
+  std::map<std::string, int64_t> at;
+  for (size_t f = 0; f < index.frames.size(); ++f) {
+    const io::IndexVideo& w = index.videos[size_t(index.frames[f].video)];
+    if (w.method == v.method && w.video_id == v.video_id && index.frames[f].frame == frame)
+      at[io::compression_name(w.compression)] = int64_t(f);
+  }
+  return at;
+}
+
+// The first raw frame of every test fake video, per method, in index order.
+std::map<std::string, std::vector<size_t>> first_test_frames(const io::FaceIndex& index) {
+  std::map<std::string, std::vector<size_t>> by_method;
+  std::set<std::string> seen;
+  for (size_t f = 0; f < index.frames.size(); ++f) {
+    const io::IndexVideo& v = index.videos[size_t(index.frames[f].video)];
+    if (v.split != "test" || !v.det || v.compression != io::Compression::raw) continue;
+    if (seen.insert(v.method + "/" + v.video_id).second) by_method[v.method].push_back(f);
+  }
+  return by_method;
+}
+
+}  // namespace
+
+std::vector<StudyFace> pick_test_fakes(const io::FaceIndex& index, int count) {
+  const std::map<std::string, std::vector<size_t>> by_method = first_test_frames(index);
+  std::vector<StudyFace> faces;
+  for (size_t round = 0; int(faces.size()) < count; ++round) {
+    bool any = false;
+    for (const std::string& method : io::ffpp_methods()) {
+      auto it = by_method.find(method);
+      if (it == by_method.end() || round >= it->second.size() || int(faces.size()) >= count) continue;
+      any = true;
+      const io::IndexFrame& f = index.frames[it->second[round]];
+      const io::IndexVideo& v = index.videos[size_t(f.video)];
+      StudyFace face{v.video_id, method, v.source_id, f.frame, v.source, v.target,
+                     frame_at_every_compression(index, v, f.frame)};
+      if (face.frame_at.size() == 3) faces.push_back(face);
+    }
+    if (!any) break;
+  }
+  return faces;
+}
+
+AlignedTruth aligned_truth(const std::string& data_dir, const io::LandmarkMap& landmarks, const io::FaceIndex& index,
+                           int64_t frame_index, int size) {
+  AlignedTruth t;
+  const io::IndexFrame& f = index.frames[size_t(frame_index)];
+  const io::IndexVideo& v = index.videos[size_t(f.video)];
+  const std::string c = io::compression_name(v.compression);
+  const fs::path root(data_dir);
+  const fs::path mask_video = root / "manipulated_sequences" / v.method / "masks" / "videos" / (v.video_id + ".mp4");
+  const fs::path source_video = root / "original_sequences" / "youtube" / c / "videos" / (v.source_id + ".mp4");
+  for (const fs::path& p : {mask_video, source_video})
+    if (!fs::exists(p)) {
+      t.why_not = p.string() + " does not exist";
+      return t;
+    }
+  const io::LandmarkEntry* entry = io::find_landmarks(landmarks, v.video, f.frame);
+  if (!entry || !f.has_points) {
+    t.why_not = "no landmarks for " + v.video + " frame " + std::to_string(f.frame);
+    return t;
+  }
+  const std::vector<io::Image> masks = io::decode_video_frames(mask_video.string(), int(f.frame) + 1);
+  const std::vector<io::Image> sources = io::decode_video_frames(source_video.string(), int(f.frame) + 1);
+  if (f.frame >= int64_t(masks.size()) || f.frame >= int64_t(sources.size())) {
+    t.why_not = v.video_id + ": the mask or source video has no frame " + std::to_string(f.frame);
+    return t;
+  }
+  const io::FivePoints src = io::five_points(entry->landmark);
+  const io::Mat3 to_face = io::fit_similarity(src.data(), f.points.data(), 5);
+  t.mask = io::warp_image(masks[size_t(f.frame)], to_face, size, size);
+  t.pristine = io::warp_image(sources[size_t(f.frame)], to_face, size, size);
+  return t;
+}
+
+io::Image replace_manipulated(const io::Image& fake, const io::Image& pristine, const io::Image& mask) {
+  FSTM_CHECK(fake.width == pristine.width && fake.height == pristine.height && fake.width == mask.width &&
+                 fake.height == mask.height,
+             "replace_manipulated: fake ", fake.width, "x", fake.height, ", pristine ", pristine.width, "x",
+             pristine.height, " and mask ", mask.width, "x", mask.height, " differ");
+  io::Image out = fake;
+  for (int y = 0; y < fake.height; ++y)
+    for (int x = 0; x < fake.width; ++x) {
+      const uint8_t* m = mask.at(x, y);
+      if (std::max({m[0], m[1], m[2]}) < 128) continue;
+      std::copy(pristine.at(x, y), pristine.at(x, y) + 3, out.at(x, y));
+    }
+  return out;
+}
+
+namespace {
+template <typename Get>
+MeanCi over(const std::vector<FaceStudy>& faces, Get get) {
+  std::vector<double> v;
+  for (const FaceStudy& f : faces) v.push_back(get(f));
+  return mean_ci95(v);
+}
+
+template <typename Map>
+std::map<std::string, MeanCi> over_keys(const std::vector<FaceStudy>& faces, Map FaceStudy::*member) {
+  std::map<std::string, MeanCi> out;
+  std::set<std::string> keys;
+  for (const FaceStudy& f : faces)
+    for (const auto& [k, _] : f.*member) keys.insert(k);
+  for (const std::string& k : keys)
+    out[k] = over(faces, [&](const FaceStudy& f) {
+      auto it = (f.*member).find(k);
+      return it == (f.*member).end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+    });
+  return out;
+}
+}  // namespace
+
+StudySummary summarize_study(const std::vector<FaceStudy>& faces) {
+  StudySummary s;
+  s.faces = int(faces.size());
+  s.q_eq1 = over(faces, [](const FaceStudy& f) { return f.q_eq1; });
+  s.q_authors = over(faces, [](const FaceStudy& f) { return f.q_authors; });
+  s.delta = over_keys(faces, &FaceStudy::delta);
+  s.control_lift = over_keys(faces, &FaceStudy::control_lift);
+  s.baseline_lift = over_keys(faces, &FaceStudy::baseline_lift);
+  s.lift = over(faces, [](const FaceStudy& f) { return f.det.lift; });
+  s.lift_over_ceiling = over(faces, [](const FaceStudy& f) { return f.det.lift / f.det.lift_ceiling; });
+  s.share_inside = over(faces, [](const FaceStudy& f) { return f.det.positive_share_inside; });
+  s.area_share = over(faces, [](const FaceStudy& f) { return f.det.area_share; });
+  s.lift_ceiling = over(faces, [](const FaceStudy& f) { return f.det.lift_ceiling; });
+  s.margin_fake = over(faces, [](const FaceStudy& f) { return f.margin_fake; });
+  s.margin_replaced = over(faces, [](const FaceStudy& f) { return f.margin_replaced; });
+  s.margin_pristine = over(faces, [](const FaceStudy& f) { return f.margin_pristine; });
+  s.v_input = over(faces, [](const FaceStudy& f) { return f.v_input; });
+  s.v_baseline = over(faces, [](const FaceStudy& f) { return f.v_baseline; });
+  return s;
+}
+
+bool StudySummary::beats_controls() const {
+  if (control_lift.empty() || lift.n < 2) return false;
+  for (const auto& [name, c] : control_lift)
+    if (!(c.n >= 2 && lift.lo > c.hi)) return false;
+  return true;
+}
+
+}  // namespace fstm
