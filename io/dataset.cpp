@@ -66,6 +66,10 @@ double tidy(float v) {
 
 }  // namespace
 
+bool method_shows_target_identity(const std::string& method) {
+  return method != "Face2Face" && method != "NeuralTextures";
+}
+
 void parse_video_labels(const std::string& stem, bool original, std::string& source_id, std::string& target_id) {
   if (original) {
     FSTM_CHECK(valid_id(stem), "'", stem, "' is not a real video name (expected an id such as 035)");
@@ -238,7 +242,7 @@ void FaceIndex::save(const std::string& path) {
     vids[i] = {{"video", v.video},   {"video_id", v.video_id}, {"method", v.method},
                {"compression", compression_name(v.compression)}, {"split", v.split},
                {"det", v.det},       {"source", v.source},     {"target", v.target},
-               {"source_id", v.source_id}, {"target_id", v.target_id},
+               {"source_id", v.source_id}, {"target_id", v.target_id}, {"target_visible", v.target_visible},
                {"frame_count", v.frame_count}, {"fps", v.fps}, {"frames", json::array()}};
   }
   for (const IndexFrame& f : frames) {
@@ -311,6 +315,7 @@ FaceIndex FaceIndex::load(const std::string& path) {
       iv.target = v.at("target").get<int>();
       iv.source_id = v.value("source_id", "");
       iv.target_id = v.value("target_id", "");
+      iv.target_visible = v.value("target_visible", method_shows_target_identity(iv.method));
       iv.frame_count = v.value("frame_count", int64_t(0));
       iv.fps = v.value("fps", 0.0);
       FSTM_CHECK(iv.det == 0 || iv.det == 1, "video ", iv.video, ": det ", iv.det, " is not 0 or 1");

@@ -21,6 +21,11 @@ namespace fstm::io {
 extern const char* const kOriginal;  // "original": the method name of real videos
 const std::vector<std::string>& ffpp_methods();  // Deepfakes, Face2Face, FaceSwap, NeuralTextures, FaceShifter
 const std::vector<std::string>& split_names();   // train, val, test
+// Whether a method's fake A_B shows B's identity. False for the reenactments (Face2Face,
+// NeuralTextures): B only drives A's expression and mouth, the face keeps A's identity, so B's label
+// cannot be learnt from the face. An encoder trained on them learns "A's context -> A's partner"
+// instead (every identity has one partner in FF++ and in the synthetic default).
+bool method_shows_target_identity(const std::string& method);
 
 // One video of the tree.
 struct VideoEntry {
@@ -106,6 +111,7 @@ struct IndexVideo {
   int det = 0;
   int source = -1, target = -1;  // class indices into FaceIndex::identities
   std::string source_id, target_id;
+  bool target_visible = true;    // method_shows_target_identity(method); reals show their own
   int64_t frame_count = 0;
   double fps = 0;
 };

@@ -78,6 +78,7 @@ ExtractReport extract_faces(const ExtractOptions& o) {
     res.video.det = v.det;
     res.video.source_id = v.source_id;
     res.video.target_id = v.target_id;
+    res.video.target_visible = v.det == 0 || method_shows_target_identity(v.method);
     try {
       VideoInfo info;
       std::vector<int64_t> idx;

@@ -2,6 +2,8 @@
 // layout writer (videos, masks, ldm.json, splits, synth.json) and the documentation contact sheet.
 #include "io/synth.h"
 
+#include "io/dataset.h"
+
 #include "io/face.h"
 
 #include <algorithm>
@@ -218,6 +220,7 @@ void parallel_for(int n, int threads, const std::function<void(int)>& task) {
 struct LdmVideo {
   std::string relpath;  // the raw video
   int source = 0, target = 0, det = 0;
+  bool target_visible = true;  // false for reenactments (io/dataset.h: method_shows_target_identity)
   std::vector<Landmarks68> frames;
 };
 
@@ -257,7 +260,9 @@ void write_ldm_json(const std::vector<LdmVideo>& videos, const std::string& path
         out += "]";
       }
       out += "], \"source_label\": \"" + id3(v.source) + "\", \"target_label\": \"" + id3(v.target) +
-             "\", \"det_label\": " + std::to_string(v.det) + "}";
+             "\", \"det_label\": " + std::to_string(v.det);
+      if (v.det) out += std::string(", \"target_visible\": ") + (v.target_visible ? "true" : "false");
+      out += "}";
     }
   out += "\n}\n";
   write_text(path, out);
@@ -370,6 +375,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     l.source = a;
     l.target = b;
     l.det = 1;
+    l.target_visible = method_shows_target_identity(synth_method_name(m));
     std::vector<Image> frames, masks;
     for (int t = 0; t < F; ++t) {
       SynthFake f = gen.render_fake(m, a, b, t, real_frames[a][t]);

@@ -67,25 +67,45 @@ TEST(Demo, QuickRunWritesMetricsAndReportThenReusesEverythingSlow) {
       EXPECT_GT(m[model][c]["fake_frames"].get<int64_t>(), 0) << where;
     }
   for (const char* model : {"source", "target"})
-    for (const char* c : {"raw", "c23", "c40"}) expect_fraction(m[model][c]["acc"], std::string(model) + "." + c);
+    for (const char* c : {"raw", "c23", "c40"}) {
+      const std::string where = std::string(model) + "." + c;
+      expect_fraction(m[model][c]["acc"], where);
+      expect_fraction(m[model][c]["acc_real"], where + ".acc_real");
+      expect_fraction(m[model][c]["acc_swap"], where + ".acc_swap");
+      expect_fraction(m[model][c]["acc_reenactment"], where + ".acc_reenactment");
+      expect_fraction(m[model][c]["partner_rate_real"], where + ".partner_rate_real");
+    }
+  // Every summary is a mean with its 95% interval over the explained faces (2 under --quick).
   const json& x = m["explain"];
-  EXPECT_EQ(x["faces"], 1);
-  EXPECT_TRUE(x["q_eq1"].is_number() && std::isfinite(x["q_eq1"].get<double>()));
-  EXPECT_TRUE(x["q_authors"].is_number() && std::isfinite(x["q_authors"].get<double>()));
+  EXPECT_EQ(x["faces"], 2);
+  EXPECT_EQ(x["baseline"], "black");
+  auto expect_ci = [](const json& c, const std::string& what) {
+    ASSERT_TRUE(c.is_object()) << what;
+    EXPECT_EQ(c["n"], 2) << what;
+    ASSERT_TRUE(c["mean"].is_number() && c["lo"].is_number() && c["hi"].is_number()) << what << ": " << c.dump();
+    EXPECT_LE(c["lo"].get<double>(), c["mean"].get<double>()) << what;
+    EXPECT_GE(c["hi"].get<double>(), c["mean"].get<double>()) << what;
+  };
+  expect_ci(x["q_eq1"], "q_eq1");
+  expect_ci(x["q_authors"], "q_authors");
   for (const char* model : {"det", "source", "target"}) {
-    ASSERT_TRUE(x["delta"][model].is_number()) << model;
-    const double d = x["delta"][model].get<double>();
+    expect_ci(x["delta"][model], std::string("delta ") + model);
+    const double d = x["delta"][model]["mean"].get<double>();
     EXPECT_TRUE(d >= -1 && d <= 1) << model << " delta " << d;
   }
-  // the generator's masks are reachable: faithfulness is measured
-  expect_fraction(x["faithfulness_share_inside"], "faithfulness_share_inside");
+  // the generator's masks and pristine frames are reachable: faithfulness, controls and the margins
+  for (const char* k : {"lift", "lift_ceiling", "margin_fake", "margin_replaced", "margin_pristine"}) expect_ci(x[k], k);
+  for (const char* k : {"difference", "random_init", "gaussian"}) expect_ci(x["control_lift"][k], k);
+  for (const char* k : {"black", "mean-colour", "pristine"}) expect_ci(x["baseline_lift"][k], k);
+  EXPECT_TRUE(x["beats_controls"].is_boolean());
   EXPECT_EQ(x["per_face"][0]["phi"]["det"]["raw"].size(), 16u);  // 4x4 grid
   EXPECT_EQ(m["settings"]["data"]["identities"], 6);
   EXPECT_TRUE(m["seconds"].is_number());
 
   const std::string html = slurp(o.out + "/report.html");
   for (const char* part : {"<table", "v_d", "FST-Matching", "frame AUC", "c23", "c40", "<svg", "data:image/png;base64,",
-                           "Q (Eq. 1)", "delta v_d"})
+                           "Q (Eq. 1)", "delta v_d", "control: random-init network", "pristine",
+                           "reals answered with the partner", "95% confidence interval"})
     EXPECT_NE(html.find(part), std::string::npos) << "report.html lacks " << part;
 
   // a second run trains, evaluates and explains nothing again, and gives the same metrics

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "fstm/lib/evaluator.h"
 #include "fstm/lib/explain_study.h"
 #include "fstm/lib/pipeline.h"
 #include "io/loader.h"
@@ -152,6 +153,74 @@ TEST(ExplainStudy, SummaryBeatsControlsOnlyWithSeparatedIntervals) {
   faces[0].control_lift["gaussian"] = 5;  // an interval now reaching v_d's
   EXPECT_FALSE(summarize_study(faces).beats_controls());
   EXPECT_NEAR(summarize_study(faces).lift_over_ceiling.mean, (3.15) / 6, 1e-12);
+}
+
+}  // namespace
+}  // namespace fstm
+
+namespace fstm {
+namespace {
+
+// Two identities paired as in FF++ (fakes 000_001 and 001_000), one frame per video: reals, a face
+// swap and a reenactment of each direction.
+io::FaceIndex paired_index() {
+  io::FaceIndex ix;
+  ix.identities = {"000", "001"};
+  auto add = [&](const std::string& method, int source, int target) {
+    io::IndexVideo v;
+    v.method = method;
+    v.det = method == io::kOriginal ? 0 : 1;
+    v.source = source;
+    v.target = target;
+    v.target_visible = v.det == 0 || io::method_shows_target_identity(method);
+    v.split = "test";
+    ix.videos.push_back(v);
+    io::IndexFrame f;
+    f.video = int32_t(ix.videos.size() - 1);
+    ix.frames.push_back(f);
+  };
+  add(io::kOriginal, 0, 0);
+  add(io::kOriginal, 1, 1);
+  add("Deepfakes", 0, 1);
+  add("Deepfakes", 1, 0);
+  add("Face2Face", 0, 1);
+  add("Face2Face", 1, 0);
+  return ix;
+}
+
+FrameScores answers(const std::vector<int64_t>& predicted) {
+  FrameScores s;
+  for (size_t i = 0; i < predicted.size(); ++i) s.frames.push_back(int64_t(i));
+  s.predicted = predicted;
+  return s;
+}
+
+// A target encoder that learnt "the face's context -> its partner" answers 1 for the context of
+// 000 and 0 for 001's: right on every fake (the labels reward it), wrong on every real, and the
+// partner rate on reals shows it.
+TEST(IdentityAccuracy, CatchesAnEncoderThatAnswersThePairPartner) {
+  const io::FaceIndex ix = paired_index();
+  EXPECT_FALSE(ix.videos[4].target_visible);  // Face2Face: the target only drives the expression
+  const IdentityAccuracy partner = identity_accuracy(ix, answers({1, 0, 1, 0, 1, 0}), true);
+  EXPECT_DOUBLE_EQ(partner.real, 0.0);
+  EXPECT_DOUBLE_EQ(partner.partner_rate_real, 1.0);
+  EXPECT_DOUBLE_EQ(partner.swap, 1.0);
+  EXPECT_DOUBLE_EQ(partner.reenactment, 1.0);
+  // An encoder that reads identity from the inner face: reals right, swaps right (the inner face is
+  // the target's), reenactments wrong (the face is the source's).
+  const IdentityAccuracy faithful = identity_accuracy(ix, answers({0, 1, 1, 0, 0, 1}), true);
+  EXPECT_DOUBLE_EQ(faithful.real, 1.0);
+  EXPECT_DOUBLE_EQ(faithful.partner_rate_real, 0.0);
+  EXPECT_DOUBLE_EQ(faithful.swap, 1.0);
+  EXPECT_DOUBLE_EQ(faithful.reenactment, 0.0);
+  EXPECT_EQ(faithful.real_frames, 2);
+  // The source encoder is scored against the source identity.
+  EXPECT_DOUBLE_EQ(identity_accuracy(ix, answers({0, 1, 0, 1, 0, 1}), false).overall, 1.0);
+}
+
+TEST(IdentityAccuracy, ReenactmentsDoNotShowTheirTarget) {
+  for (const std::string& m : io::ffpp_methods())
+    EXPECT_EQ(io::method_shows_target_identity(m), m != "Face2Face" && m != "NeuralTextures") << m;
 }
 
 }  // namespace

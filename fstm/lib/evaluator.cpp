@@ -1,5 +1,7 @@
 #include "fstm/lib/evaluator.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -333,6 +335,43 @@ EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::F
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
+}
+
+IdentityAccuracy identity_accuracy(const io::FaceIndex& index, const FrameScores& scores, bool target) {
+  std::map<int, std::set<int>> partners;  // identity -> identities it is paired with
+  for (const io::IndexVideo& v : index.videos)
+    if (v.det && v.source != v.target) {
+      partners[v.source].insert(v.target);
+      partners[v.target].insert(v.source);
+    }
+  std::map<std::string, std::pair<int64_t, int64_t>> by_kind;  // kind -> (right, frames)
+  int64_t partner_answers = 0;
+  for (size_t i = 0; i < scores.frames.size(); ++i) {
+    const io::IndexVideo& v = index.videos[size_t(index.frames[size_t(scores.frames[i])].video)];
+    const int label = target ? v.target : v.source;
+    auto& [right, frames] = by_kind[!v.det ? "real" : v.target_visible ? "swap" : "reenactment"];
+    right += scores.predicted[i] == label;
+    frames += 1;
+    if (!v.det && partners.count(v.source)) partner_answers += int64_t(partners.at(v.source).count(int(scores.predicted[i])));
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto rate = [&](const std::string& kind) {
+    auto it = by_kind.find(kind);
+    return it == by_kind.end() ? nan : double(it->second.first) / double(it->second.second);
+  };
+  IdentityAccuracy a;
+  int64_t right = 0;
+  for (const auto& [_, rf] : by_kind) {
+    right += rf.first;
+    a.frames += rf.second;
+  }
+  a.overall = a.frames ? double(right) / double(a.frames) : nan;
+  a.real = rate("real");
+  a.swap = rate("swap");
+  a.reenactment = rate("reenactment");
+  a.real_frames = by_kind.count("real") ? by_kind["real"].second : 0;
+  a.partner_rate_real = a.real_frames ? double(partner_answers) / double(a.real_frames) : nan;
+  return a;
 }
 
 }  // namespace fstm

@@ -41,6 +41,17 @@ struct FrameScores {
   std::string backend;             // the plan's executor
 };
 
+// Identity accuracy of an encoder from its argmax per frame (scores.predicted), against each frame's
+// source identity (v_s) or target identity (v_t, target = true), by kind of frame: reals, face
+// swaps, and reenactments (whose target is not visible: io/dataset.h). partner_rate_real is how
+// often a real face of A gets an identity A is paired with (B for a fake A_B or B_A): an encoder
+// that learnt "A's context -> A's partner" scores high there. NaN where a kind has no frame.
+struct IdentityAccuracy {
+  double overall = 0, real = 0, swap = 0, reenactment = 0, partner_rate_real = 0;
+  int64_t frames = 0, real_frames = 0;
+};
+IdentityAccuracy identity_accuracy(const io::FaceIndex& index, const FrameScores& scores, bool target);
+
 // Scores the selected frames with `net` in eval mode (the caller's train/eval mode is restored).
 FrameScores score_frames(ImageClassifier& net, const ModelConfig& config, const io::FaceIndex& index,
                          const ScoreOptions& options);

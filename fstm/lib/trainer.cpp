@@ -161,6 +161,25 @@ class Trainer {
 
  private:
   // ---- set-up ----------------------------------------------------------------------------------
+  // The methods trained and validated on (reals always): --methods, or all; for the target encoder
+  // without the reenactments, whose fakes do not show the target identity they are labelled with
+  // (io/dataset.h: method_shows_target_identity). Empty = every method.
+  std::vector<std::string> trained_methods() {
+    if (type_ != ModelType::target) return o_.methods;
+    std::vector<std::string> chosen, left_out;
+    for (const std::string& m : o_.methods.empty() ? io::ffpp_methods() : o_.methods)
+      (io::method_shows_target_identity(m) ? chosen : left_out).push_back(m);
+    FSTM_CHECK(!chosen.empty(), "the target encoder needs fakes that show their target identity (face swaps: Deepfakes, "
+               "FaceSwap, FaceShifter); --methods leaves only reenactments");
+    if (!left_out.empty()) {
+      std::string names;
+      for (const std::string& m : left_out) names += (names.empty() ? "" : ", ") + m;
+      log("target encoder: " + names + " left out (reenactments keep the source's identity: their target label "
+          "cannot be seen in the face)");
+    }
+    return chosen;
+  }
+
   void setup() {
     FSTM_CHECK(!o_.data.empty(), "give the face index to train on: --data INDEX.json (written by fstm extract)");
     FSTM_CHECK(!o_.out.empty(), "give a run directory: --out DIR");
@@ -184,10 +203,11 @@ class Trainer {
     FSTM_CHECK(!index_.frames.empty(), o_.data, ": the face index has no frames");
 
     // the training loader
+    methods_ = trained_methods();
     io::LoaderOptions lo;
     lo.splits = {o_.train_split};
     if (o_.train_split.empty() || o_.train_split == "all") lo.splits.clear();
-    lo.methods = o_.methods;
+    lo.methods = methods_;
     if (!lo.methods.empty()) lo.methods.push_back(io::kOriginal);
     lo.compressions = o_.compressions;
     lo.batch_size = o_.batch;
@@ -273,8 +293,8 @@ class Trainer {
     if (!o_.val_split.empty()) {
       for (const io::IndexFrame& f : index_.frames) {
         const io::IndexVideo& v = index_.videos[size_t(f.video)];
-        const bool method_ok = o_.methods.empty() || v.method == io::kOriginal ||
-                               std::find(o_.methods.begin(), o_.methods.end(), v.method) != o_.methods.end();
+        const bool method_ok = methods_.empty() || v.method == io::kOriginal ||
+                               std::find(methods_.begin(), methods_.end(), v.method) != methods_.end();
         const bool comp_ok = o_.compressions.empty() ||
                              std::find(o_.compressions.begin(), o_.compressions.end(),
                                        io::compression_name(v.compression)) != o_.compressions.end();
@@ -500,7 +520,7 @@ class Trainer {
   void validate(EpochMetrics& m) {
     ScoreOptions so;
     so.splits = {o_.val_split};
-    so.methods = o_.methods;
+    so.methods = methods_;
     if (!so.methods.empty()) so.methods.push_back(io::kOriginal);
     so.compressions = o_.compressions;
     so.batch = o_.val_batch;
@@ -570,6 +590,7 @@ class Trainer {
 
   TrainOptions o_;
   ModelType type_ = ModelType::det;
+  std::vector<std::string> methods_;  // trained_methods()
   Device device_;
   io::FaceIndex index_;
   std::unique_ptr<io::DataLoader> loader_;
