@@ -53,6 +53,9 @@ TEST(ExplainStudy, PicksTestFakesOfEveryMethodFromSeveralVideos) {
   EXPECT_EQ(videos.size(), 10u);  // no face twice
   EXPECT_EQ(faces[0].method, io::ffpp_methods()[0]);  // round robin: every method before a second face
   EXPECT_NE(faces[0].video_id, faces[5].video_id);
+  std::set<std::string> first_round;  // one round already shows both test videos (the pair's two directions)
+  for (int i = 0; i < 5; ++i) first_round.insert(faces[size_t(i)].video_id);
+  EXPECT_EQ(first_round.size(), 2u);
 }
 
 // The pristine face is the fake's source frame aligned like the fake: equal to the fake (up to the

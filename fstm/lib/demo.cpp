@@ -498,7 +498,7 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
   r.heading("Explanations");
   const json& x = m["explain"];
   const std::string L = std::to_string(x["grid"].get<int>());
-  r.paragraph(std::to_string(x["faces"].get<int64_t>()) + " test fakes (every method in turn, each from another test pair), " +
+  r.paragraph(std::to_string(x["faces"].get<int64_t>()) + " test fakes (every method in turn, from several test pairs), " +
               "Shapley maps over a " + L + "x" + L + " grid with " + std::to_string(x["samples"].get<int64_t>()) +
               " permutations, black baseline (pixel 0: the authors' masking), of the ground-truth class logit: fake "
               "for v_d, the true source identity for v_s, the true target identity for v_t. Red cells raise the "

@@ -41,16 +41,24 @@ std::map<std::string, std::vector<size_t>> first_test_frames(const io::FaceIndex
 
 std::vector<StudyFace> pick_test_fakes(const io::FaceIndex& index, int count) {
   const std::map<std::string, std::vector<size_t>> by_method = first_test_frames(index);
+  const std::vector<std::string>& methods = io::ffpp_methods();
   std::vector<StudyFace> faces;
+  std::set<std::pair<std::string, size_t>> used;  // (method, position in its list)
   for (size_t round = 0; int(faces.size()) < count; ++round) {
     bool any = false;
-    for (const std::string& method : io::ffpp_methods()) {
-      auto it = by_method.find(method);
-      if (it == by_method.end() || round >= it->second.size() || int(faces.size()) >= count) continue;
+    for (size_t k = 0; k < methods.size() && int(faces.size()) < count; ++k) {
+      auto it = by_method.find(methods[k]);
+      if (it == by_method.end() || round >= it->second.size()) continue;
       any = true;
-      const io::IndexFrame& f = index.frames[it->second[round]];
+      // Method k starts at its k-th video, so that one round shows several test pairs; the first
+      // position not taken yet from there on.
+      const size_t n = it->second.size();
+      size_t pos = (k + round * methods.size()) % n;
+      while (used.count({methods[k], pos})) pos = (pos + 1) % n;
+      used.insert({methods[k], pos});
+      const io::IndexFrame& f = index.frames[it->second[pos]];
       const io::IndexVideo& v = index.videos[size_t(f.video)];
-      StudyFace face{v.video_id, method, v.source_id, f.frame, v.source, v.target,
+      StudyFace face{v.video_id, methods[k], v.source_id, f.frame, v.source, v.target,
                      frame_at_every_compression(index, v, f.frame)};
       if (face.frame_at.size() == 3) faces.push_back(face);
     }

@@ -2,8 +2,9 @@
 // aligned like each face, and the per-face measurements whose means and 95% confidence intervals
 // the report shows. Compute only; demo.cpp renders.
 //
-//   faces      test fakes, round robin over the five methods, each next face of a method from
-//              another test video (so several test pairs), the same frame at raw, c23 and c40;
+//   faces      test fakes, round robin over the five methods; method k starts at its k-th test
+//              video and each next face of a method comes from another one, so that even one round
+//              shows several test pairs; the same frame at raw, c23 and c40;
 //   maps       v_d (the fake class), v_s (the true source), v_t (the true target) at each
 //              compression, under the black baseline (the authors'); Q (Eq. 1 and the authors'
 //              variant) on raw, delta (Eq. 2) per model;
