@@ -61,6 +61,7 @@ TEST(Demo, QuickRunWritesMetricsAndReportThenReusesEverythingSlow) {
       const std::string where = std::string(model) + "." + c;
       ASSERT_TRUE(m[model].contains(c)) << where;
       expect_fraction(m[model][c]["acc"], where + ".acc");
+      expect_fraction(m[model][c]["balanced_acc"], where + ".balanced_acc");
       expect_fraction(m[model][c]["auc"], where + ".auc");
       expect_fraction(m[model][c]["video_auc"], where + ".video_auc");
       EXPECT_GT(m[model][c]["real_frames"].get<int64_t>(), 0) << where;

@@ -21,7 +21,14 @@ TEST(DetectionMetrics, HandComputedWithTies) {
   // ROC (0, 1/3) -> (1/2, 2/3) crosses FPR = 1 - TPR at FPR 0.4
   EXPECT_NEAR(equal_error_rate(s, y), 0.4, 1e-12);
   EXPECT_NEAR(accuracy(s, y), 0.6, 1e-12);
+  // at 0.5: negatives 0.1, 0.4 right (2/2), positives only 0.8 (1/3)
+  EXPECT_NEAR(balanced_accuracy(s, y), (1.0 + 1.0 / 3) / 2, 1e-12);
+  // calling everything fake on an imbalanced split: ACC 5/6, balanced 0.5
+  EXPECT_NEAR(accuracy({0.9, 0.9, 0.9, 0.9, 0.9, 0.9}, {0, 1, 1, 1, 1, 1}), 5.0 / 6, 1e-12);
+  EXPECT_NEAR(balanced_accuracy({0.9, 0.9, 0.9, 0.9, 0.9, 0.9}, {0, 1, 1, 1, 1, 1}), 0.5, 1e-12);
+  EXPECT_TRUE(std::isnan(balanced_accuracy({0.1, 0.2}, {1, 1})));
   const DetectionMetrics m = detection_metrics(s, y);
+  EXPECT_NEAR(m.balanced_acc, (1.0 + 1.0 / 3) / 2, 1e-12);
   EXPECT_EQ(m.samples, 5);
   EXPECT_EQ(m.positives, 3);
 

@@ -56,6 +56,17 @@ double accuracy(const std::vector<double>& scores, const std::vector<int>& label
   return double(right) / double(scores.size());
 }
 
+double balanced_accuracy(const std::vector<double>& scores, const std::vector<int>& labels, double threshold) {
+  check_inputs(scores, labels, "balanced accuracy");
+  int64_t right[2] = {0, 0}, total[2] = {0, 0};
+  for (size_t i = 0; i < scores.size(); ++i) {
+    total[labels[i]] += 1;
+    right[labels[i]] += int(scores[i] > threshold) == labels[i];
+  }
+  if (total[0] == 0 || total[1] == 0) return kNaN;
+  return 0.5 * (double(right[0]) / double(total[0]) + double(right[1]) / double(total[1]));
+}
+
 double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels) {
   check_inputs(scores, labels, "AUC");
   const Counts c = count(labels);
@@ -114,6 +125,7 @@ DetectionMetrics detection_metrics(const std::vector<double>& scores, const std:
   m.samples = int64_t(scores.size());
   m.positives = count(labels).positives;
   m.acc = accuracy(scores, labels);
+  m.balanced_acc = balanced_accuracy(scores, labels);
   m.auc = roc_auc(scores, labels);
   m.eer = equal_error_rate(scores, labels);
   m.ap = average_precision(scores, labels);

@@ -261,6 +261,7 @@ nlohmann::json EvalReport::to_json() const {
                          {"fake_frames", r.fake_frames},
                          {"videos", r.videos},
                          {"acc", number(r.frame.acc)},
+                         {"balanced_acc", number(r.frame.balanced_acc)},
                          {"auc", number(r.frame.auc)},
                          {"video_auc", number(r.video_auc)},
                          {"eer", number(r.frame.eer)},
