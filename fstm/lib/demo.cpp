@@ -7,7 +7,6 @@
 #include <iomanip>
 #include <iostream>
 #include <limits>
-#include <set>
 #include <sstream>
 
 #include "autograd/autograd.h"
@@ -204,7 +203,8 @@ double det_margin(ModelExplainer& det, const io::Image& face, const io::Normaliz
 // Everything the demo runs a Shapley estimator with, compiled once.
 struct StudyModels {
   std::map<std::string, Explainer> models;  // "det", "source", "target" under the black baseline
-  Explainer det_grey, det_pristine, random_init;
+  // v_d under the grey and the pristine baseline, and the random-init control (black baseline)
+  std::unique_ptr<ModelExplainer> det_grey, det_pristine, random_init;
   std::unique_ptr<ImageClassifier> random_net;
   GridGeometry geometry;
   int64_t planned = 0;
@@ -232,12 +232,12 @@ StudyModels load_study_models(const DemoOptions& o, const std::map<std::string, 
     s.models.emplace(name, std::move(e));
   }
   const LoadedModel& det = s.models.at("det").model;
-  s.det_grey.shapley = explainer_for(*det.net, det, size, so, Baseline::MeanColour);
-  s.det_pristine.shapley = explainer_for(*det.net, det, size, so, Baseline::Pristine);
+  s.det_grey = explainer_for(*det.net, det, size, so, Baseline::MeanColour);
+  s.det_pristine = explainer_for(*det.net, det, size, so, Baseline::Pristine);
   // Control: the same architecture with random weights (a fixed seed), in eval mode.
   s.random_net = make_classifier(det.config.arch, 2, o.seed + 977);
   s.random_net->eval();
-  s.random_init.shapley = explainer_for(*s.random_net, det, size, so, Baseline::Black);
+  s.random_init = explainer_for(*s.random_net, det, size, so, Baseline::Black);
   s.geometry = s.models.at("det").shapley->geometry();
   s.planned = s.models.at("det").shapley->planned_evaluations();
   return s;
@@ -290,10 +290,10 @@ FaceStudy study_face(StudyModels& s, const StudyFace& face, const io::FaceIndex&
     const Tensor pristine = io::image_to_tensor(truth.pristine, norm);
     st.det = manipulation_faithfulness(phi["det"]["raw"], g, truth.mask);
     st.baseline_lift["black"] = st.det.lift;
-    st.baseline_lift["mean-colour"] = manipulation_faithfulness(explain(*s.det_grey.shapley, x, 1).phi, g, truth.mask).lift;
+    st.baseline_lift["mean-colour"] = manipulation_faithfulness(explain(*s.det_grey, x, 1).phi, g, truth.mask).lift;
     st.baseline_lift["pristine"] =
-        manipulation_faithfulness(explain(*s.det_pristine.shapley, x, 1, pristine).phi, g, truth.mask).lift;
-    const ShapleyMap random_map = explain(*s.random_init.shapley, x, 1).phi;
+        manipulation_faithfulness(explain(*s.det_pristine, x, 1, pristine).phi, g, truth.mask).lift;
+    const ShapleyMap random_map = explain(*s.random_init, x, 1).phi;
     st.control_lift["random_init"] = manipulation_faithfulness(random_map, g, truth.mask).lift;
     st.control_lift["difference"] =
         manipulation_faithfulness(difference_map(x, make_baseline(x, Baseline::Black, {.normalization = norm}), g), g,
