@@ -24,7 +24,7 @@ const std::vector<std::string>& split_names();   // train, val, test
 // Whether a method's fake A_B shows B's identity. False for the reenactments (Face2Face,
 // NeuralTextures): B only drives A's expression and mouth, the face keeps A's identity, so B's label
 // cannot be learnt from the face. An encoder trained on them learns "A's context -> A's partner"
-// instead (every identity has one partner in FF++ and in the synthetic default).
+// instead (every identity has one partner in FF++; in the synthetic default it has one per method).
 bool method_shows_target_identity(const std::string& method);
 
 // One video of the tree.

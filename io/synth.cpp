@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -145,16 +146,16 @@ SynthFake SynthGenerator::render_fake(SynthMethod method, int a, int b, int t, c
   return synth::make_fake(w, method, a, b, t, source_frame);
 }
 
-SynthSplits SynthGenerator::splits() const {
-  const SynthOptions& o = impl_->world.options;
+namespace {
+
+// The identities of train, val and test: the shuffled identities cut into groups of whole pairs,
+// at least one val and one test pair once there are three pairs.
+std::vector<std::vector<int>> split_groups(const SynthOptions& o) {
   std::vector<int> ids(o.identities);
   for (int i = 0; i < o.identities; ++i) ids[i] = i;
   Rng rng(synth::stream_seed(o.seed, synth::Stream::pairs));
   for (int i = o.identities - 1; i > 0; --i) std::swap(ids[i], ids[rng.below(uint64_t(i) + 1)]);
-  std::vector<std::array<int, 2>> pairs;
-  for (int i = 0; i + 1 < o.identities; i += 2) pairs.push_back({ids[i], ids[i + 1]});
-  const int n = int(pairs.size());
-  // At least one validation and one test pair once there are three pairs.
+  const int n = o.identities / 2;  // pairs
   int n_test = int(std::lround(n * o.test_fraction)), n_val = int(std::lround(n * o.val_fraction));
   if (n >= 3) {
     n_test = std::max(n_test, o.test_fraction > 0 ? 1 : 0);
@@ -163,10 +164,46 @@ SynthSplits SynthGenerator::splits() const {
   n_test = std::min(n_test, std::max(0, n - 1));
   n_val = std::min(n_val, std::max(0, n - 1 - n_test));
   const int n_train = n - n_val - n_test;
+  const auto at = [&](int pair) { return ids.begin() + 2 * pair; };
+  return {std::vector<int>(at(0), at(n_train)), std::vector<int>(at(n_train), at(n_train + n_val)),
+          std::vector<int>(at(n_train + n_val), ids.end())};
+}
+
+// Method k's fakes in one group (SynthSplits): place i -> place i + 1 + (k mod (n - 1)).
+void group_fakes(const std::vector<int>& group, int k, std::vector<std::array<int, 2>>& out) {
+  const int n = int(group.size());
+  if (n < 2) return;
+  const int shift = 1 + k % (n - 1);
+  for (int i = 0; i < n; ++i) out.push_back({group[size_t(i)], group[size_t((i + shift) % n)]});
+}
+
+int method_place(SynthMethod m) {
+  const auto& all = all_synth_methods();
+  return int(std::find(all.begin(), all.end(), m) - all.begin());
+}
+
+}  // namespace
+
+std::vector<std::array<int, 2>> SynthGenerator::fakes(SynthMethod method) const {
+  std::vector<std::array<int, 2>> out;
+  for (const std::vector<int>& g : split_groups(impl_->world.options)) group_fakes(g, method_place(method), out);
+  return out;
+}
+
+SynthSplits SynthGenerator::splits() const {
+  const SynthOptions& o = impl_->world.options;
   SynthSplits s;
-  s.train.assign(pairs.begin(), pairs.begin() + n_train);
-  s.val.assign(pairs.begin() + n_train, pairs.begin() + n_train + n_val);
-  s.test.assign(pairs.begin() + n_train + n_val, pairs.end());
+  s.groups = split_groups(o);
+  std::vector<std::array<int, 2>>* parts[] = {&s.train, &s.val, &s.test};
+  for (size_t g = 0; g < 3; ++g) {
+    std::set<std::array<int, 2>> seen;  // unordered pairs, each once, in the order the methods make them
+    for (SynthMethod m : o.methods) {
+      std::vector<std::array<int, 2>> f;
+      group_fakes(s.groups[g], method_place(m), f);
+      for (const auto& [a, b] : f)
+        if (seen.insert({std::min(a, b), std::max(a, b)}).second) parts[g]->push_back({a, b});
+    }
+  }
   return s;
 }
 
@@ -277,7 +314,7 @@ nlohmann::json pairs_json(const std::vector<std::array<int, 2>>& pairs) {
 const char* artifact_description(SynthMethod m) {
   switch (m) {
     case SynthMethod::deepfakes:
-      return "face swap: donor's inner face mis-scaled and shifted, 2x down/up-sampled (blurred), imperfect colour "
+      return "face swap: donor's inner face mis-scaled (3-7% larger or smaller per video) and shifted, 2x down/up-sampled (blurred), imperfect colour "
              "correction with per-frame flicker, elliptic mask with a 2 px feather (visible seam)";
     case SynthMethod::face2face:
       return "reenactment: donor's mouth, smile and brows on the source face; re-rendered face resampled through a "
@@ -335,13 +372,14 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
   fs::create_directories(out / "splits");
 
   const int n = options.identities, F = options.frames;
-  std::vector<std::array<int, 2>> fakes;  // every pair in both directions, in split order
-  for (const auto* part : {&splits.train, &splits.val, &splits.test})
-    for (const auto& p : *part) {
-      fakes.push_back({p[0], p[1]});
-      fakes.push_back({p[1], p[0]});
-    }
-  const int n_methods = int(options.methods.size()), total = n + n_methods * int(fakes.size());
+  struct FakeVideo {
+    SynthMethod method;
+    int a, b;
+  };
+  std::vector<FakeVideo> fakes;  // method by method, split by split
+  for (SynthMethod m : options.methods)
+    for (const auto& [a, b] : gen.fakes(m)) fakes.push_back({m, a, b});
+  const int total = n + int(fakes.size());
   std::atomic<int> done{0};
   std::mutex progress_mutex;
   auto report = [&](const std::string& what) {
@@ -367,10 +405,9 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
     report(real_path(Compression::raw, i));
   });
 
-  std::vector<LdmVideo> ldm_fake(size_t(n_methods) * fakes.size());
+  std::vector<LdmVideo> ldm_fake(fakes.size());
   parallel_for(int(ldm_fake.size()), options.threads, [&](int k) {
-    const SynthMethod m = options.methods[size_t(k) / fakes.size()];
-    const auto [a, b] = fakes[size_t(k) % fakes.size()];
+    const auto [m, a, b] = fakes[size_t(k)];
     LdmVideo& l = ldm_fake[k];
     l.source = a;
     l.target = b;
@@ -425,6 +462,9 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
   meta["ldm_key"] = "raw video path with /videos/ -> /frames/, no .mp4, + /frame_<index>, e.g. " +
                     landmark_key(fake_path(options.methods[0], Compression::raw, 3, 10), 7) +
                     "; c23/c40 frames share the raw entries";
+  meta["pairing"] =
+      "every identity is the source of one fake per method; its target is another identity of its split, a "
+      "different one for each method where the split has enough identities (io/synth.h: SynthSplits)";
   meta["labels"] = "real NNN: det 0, source NNN, target NNN; fake A_B: det 1, source A (the video), target B (the donor)";
   write_text((out / "synth.json").string(), meta.dump(2) + "\n");
 

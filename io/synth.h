@@ -15,7 +15,9 @@
 // {"landmark": [[x, y] x 68], "source_label": "003", "target_label": "010", "det_label": 1}.
 // The c23/c40 videos are pixel-aligned with raw and share its entries.
 //
-// Identity lives in face traits (head shape, skin, eyes, brows, nose, mouth, hair, marks). A fake
+// Identity lives in face traits (head shape, skin, eyes, brows, nose, mouth, hair, marks), drawn
+// around a latent shared by the head and the inner face (pigment, build, length, age: see
+// synth_model.h), so a swap's inner face disagrees with its head in ways compression keeps. A fake
 // `A_B` keeps video A's background, head motion, lighting and (for swaps) expression, and carries
 // donor B's inner-face traits (face swaps) or B's expression (reenactment). Each method leaves its
 // own artifact near the manipulated region and its blending boundary (see synth_fake.cpp).
@@ -66,8 +68,18 @@ struct SynthFake {
   Landmarks68 landmarks{};
 };
 
-// Pairs of identities (a, b): each identity is in exactly one pair; the pair makes fakes a_b and b_a.
+// The identities of each split, and the fakes made from them. Every identity is the source of one
+// fake per method; its target (the donor) is another identity of the same split, chosen by the
+// method: in a split of n identities, method k (its place in all_synth_methods()) pairs the
+// identity at place i of the split's (shuffled) ring with the one at place i + 1 + (k mod (n - 1)).
+// So an identity has up to five partners, one per method, the face swaps (Deepfakes, FaceSwap,
+// FaceShifter) three different ones once a split has four identities, and the target of a fake is
+// not a function of its source. (FF++ pairs every identity with one partner, and an identity
+// encoder can learn "A's context -> A's partner" there: fstm/lib/evaluator.h, partner rate.)
+// train/val/test list the pairs {a, b} of those fakes, each once, in the official splits format
+// (io/dataset.h: a pair puts a, b, a_b and b_a in the split; a_b exists when some method made it).
 struct SynthSplits {
+  std::vector<std::vector<int>> groups;  // the identities of train, val, test, in ring order
   std::vector<std::array<int, 2>> train, val, test;
 };
 
@@ -91,6 +103,9 @@ class SynthGenerator {
   SynthFake render_fake(SynthMethod method, int a, int b, int t, const Image& source_frame) const;
 
   SynthSplits splits() const;
+  // The fakes {source, target} that `method` makes, split by split (train, val, test), each
+  // identity once as the source.
+  std::vector<std::array<int, 2>> fakes(SynthMethod method) const;
 
  private:
   struct Impl;

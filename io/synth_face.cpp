@@ -47,69 +47,90 @@ float ellipse(float u, float v, float cx, float cy, float rx, float ry) {
 
 // ---- identity ------------------------------------------------------------------------------------
 
+IdentityLatent sample_latent(Rng& rng) {
+  IdentityLatent z;
+  z.pigment = rng.uniform();
+  z.build = rng.uniform(-1.0f, 1.0f);
+  z.length = rng.uniform(-1.0f, 1.0f);
+  z.age = rng.uniform();
+  return z;
+}
+
 FaceTraits sample_traits(Rng& rng) {
   static const std::vector<Rgb> skin_tones = {
       {0.30f, 0.19f, 0.13f}, {0.52f, 0.35f, 0.24f}, {0.76f, 0.56f, 0.43f}, {0.95f, 0.80f, 0.70f}};
+  // Hair and iris colours from dark to light; the pigment latent picks among its neighbours.
   static const std::vector<Rgb> hair_colours = {{0.06f, 0.05f, 0.05f}, {0.20f, 0.13f, 0.08f}, {0.38f, 0.25f, 0.15f},
-                                                {0.80f, 0.66f, 0.42f}, {0.60f, 0.26f, 0.11f}, {0.62f, 0.61f, 0.60f}};
+                                                {0.60f, 0.26f, 0.11f}, {0.80f, 0.66f, 0.42f}};
+  const Rgb grey_hair{0.62f, 0.61f, 0.60f};
   static const std::vector<Rgb> lip_colours = {{0.85f, 0.55f, 0.55f}, {0.75f, 0.15f, 0.2f}, {0.45f, 0.15f, 0.2f},
                                                {0.9f, 0.45f, 0.35f}};
-  static const std::vector<Rgb> iris_colours = {{0.36f, 0.21f, 0.10f}, {0.15f, 0.09f, 0.05f}, {0.30f, 0.50f, 0.76f},
-                                                {0.30f, 0.52f, 0.30f}, {0.52f, 0.56f, 0.62f}, {0.52f, 0.40f, 0.20f}};
+  static const std::vector<Rgb> iris_colours = {{0.15f, 0.09f, 0.05f}, {0.36f, 0.21f, 0.10f}, {0.52f, 0.40f, 0.20f},
+                                                {0.30f, 0.52f, 0.30f}, {0.52f, 0.56f, 0.62f}, {0.30f, 0.50f, 0.76f}};
+  // An index into a dark-to-light list near position p in [0, 1], spread by +-1 entry.
+  auto near = [&](const std::vector<Rgb>& list, float p) {
+    const int n = int(list.size());
+    const int i = std::clamp(int(std::lround(p * float(n - 1))) + int(rng.below(3)) - 1, 0, n - 1);
+    return list[size_t(i)];
+  };
   FaceTraits t;
+  // The latent that drives both parts of the face (synth_model.h: IdentityLatent).
+  const IdentityLatent z = sample_latent(rng);
+  t.latent = z;
   // Head.
-  t.face_width = rng.uniform(0.92f, 1.08f);
-  t.face_top = rng.uniform(1.15f, 1.35f);
-  t.jaw = rng.uniform(0.68f, 0.95f);
+  t.face_width = 1 + 0.07f * z.build + rng.uniform(-0.02f, 0.02f);
+  t.face_top = 1.25f + 0.08f * z.length + rng.uniform(-0.03f, 0.03f);
+  t.jaw = 0.815f + 0.11f * z.build + rng.uniform(-0.03f, 0.03f);
   t.chin_power = rng.uniform(2.0f, 3.2f);
   t.ear_size = rng.uniform(0.85f, 1.15f);
   t.hair_style = HairStyle(rng.below(uint64_t(HairStyle::count)));
-  t.hair = jitter(rng, hair_colours[rng.below(hair_colours.size())], 0.12f);
-  t.hairline = rng.uniform(-0.98f, -0.68f);
+  t.hair = jitter(rng, near(hair_colours, z.pigment), 0.12f);
+  if (z.age > 0.8f) t.hair = mix(t.hair, grey_hair, 5 * (z.age - 0.8f));  // greying
+  t.hairline = -0.72f - 0.2f * z.age + rng.uniform(-0.04f, 0.04f);       // receding with age
   t.hair_part = rng.uniform(-0.25f, 0.25f);
   t.hair_volume = rng.uniform(0.0f, 1.0f);
   t.hair_freq = rng.uniform(25.0f, 45.0f);
   t.hair_angle = rng.uniform(0.0f, kPi);
   t.hair_phase = rng.uniform(0.0f, 2 * kPi);
-  Rgb skin = palette(skin_tones, rng.uniform());
+  Rgb skin = palette(skin_tones, z.pigment + rng.uniform(-0.08f, 0.08f));
   skin.r *= rng.uniform(0.96f, 1.04f);  // redness
   skin.g *= rng.uniform(0.96f, 1.03f);  // yellowness
   t.skin = skin;
 
   // Inner face.
-  t.eye_spacing = rng.uniform(0.36f, 0.47f);
-  t.eye_y = rng.uniform(-0.28f, -0.14f);
+  t.eye_spacing = 0.415f + 0.045f * z.build + rng.uniform(-0.015f, 0.015f);
+  t.eye_y = -0.21f - 0.05f * z.length + rng.uniform(-0.02f, 0.02f);
   t.eye_width = rng.uniform(0.14f, 0.23f);
-  t.eye_upper = rng.uniform(0.055f, 0.12f);
+  t.eye_upper = 0.11f - 0.04f * z.age + rng.uniform(-0.012f, 0.012f);  // lids droop with age
   t.eye_lower = rng.uniform(0.035f, 0.06f);
   t.eye_tilt = rng.uniform(-0.1f, 0.18f);
   t.iris_radius = rng.uniform(0.055f, 0.09f);
-  t.iris = jitter(rng, iris_colours[rng.below(iris_colours.size())], 0.1f);
+  t.iris = jitter(rng, near(iris_colours, z.pigment), 0.1f);
   t.lash = rng.uniform(0.015f, 0.05f);
   t.brow_gap = rng.uniform(0.16f, 0.26f);
-  t.brow_thickness = rng.uniform(0.035f, 0.11f);
+  t.brow_thickness = 0.095f - 0.045f * z.age + rng.uniform(-0.015f, 0.015f);
   t.brow_slope = rng.uniform(-0.08f, 0.08f);
   t.brow_arch = rng.uniform(0.0f, 0.08f);
   t.brow_length = rng.uniform(0.17f, 0.28f);
-  t.brow = mix(t.hair, {0.08f, 0.06f, 0.05f}, rng.uniform(0.2f, 0.7f));
-  t.nose_length = rng.uniform(0.32f, 0.52f);
-  t.nose_width = rng.uniform(0.13f, 0.26f);
+  t.brow = mix(t.hair, {0.08f, 0.06f, 0.05f}, rng.uniform(0.2f, 0.5f));  // the head's hair colour, darker
+  t.nose_length = 0.42f + 0.08f * z.length + rng.uniform(-0.03f, 0.03f);
+  t.nose_width = 0.195f + 0.05f * z.build + rng.uniform(-0.015f, 0.015f);
   t.mouth_y = t.eye_y + t.nose_length + rng.uniform(0.2f, 0.28f);
-  t.mouth_width = rng.uniform(0.26f, 0.40f);
+  t.mouth_width = 0.33f + 0.055f * z.build + rng.uniform(-0.02f, 0.02f);
   t.lip_upper = rng.uniform(0.03f, 0.06f);
   t.lip_lower = rng.uniform(0.04f, 0.1f);
   t.lips = mix(skin * 0.78f, lip_colours[rng.below(lip_colours.size())], rng.uniform(0.3f, 0.8f));
-  t.face_bottom = std::max(rng.uniform(1.0f, 1.2f), t.mouth_y + 0.42f);
+  t.face_bottom = std::max(1.1f + 0.08f * z.length + rng.uniform(-0.03f, 0.03f), t.mouth_y + 0.42f);
   t.beard = rng.uniform() < 0.3f ? int(1 + rng.below(3)) : 0;
-  t.blush = rng.uniform(0.0f, 0.35f);
-  if (rng.uniform() < 0.2f) {  // glasses: part of the inner face, swapped with it
+  t.blush = rng.uniform(0.0f, 0.35f) * (1 - 0.6f * z.age);
+  if (rng.uniform() < 0.15f + 0.25f * z.age) {  // glasses: part of the inner face, swapped with it
     t.glasses = 1;
     t.glasses_colour = rng.uniform() < 0.6f ? Rgb{0.08f, 0.07f, 0.07f} : jitter(rng, {0.65f, 0.55f, 0.35f}, 0.15f);
     t.glasses_thickness = rng.uniform(0.022f, 0.04f);
   }
 
   // Marks: moles, freckles over the nose and cheeks, a scar.
-  const int moles = int(rng.below(5));
+  const int moles = int(rng.below(3)) + int(std::lround(3 * z.age));  // more with age
   for (int i = 0; i < moles; ++i) {
     Mark m;
     m.kind = Mark::mole;
@@ -118,7 +139,7 @@ FaceTraits sample_traits(Rng& rng) {
     m.alpha = rng.uniform(0.6f, 0.9f);
     t.marks.push_back(m);
   }
-  if (rng.uniform() < 0.3f) {
+  if (rng.uniform() < 0.5f * z.pigment) {  // freckles on light skin
     const int n = 15 + int(rng.below(26));
     for (int i = 0; i < n; ++i) {
       Mark m;

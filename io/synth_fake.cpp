@@ -4,7 +4,7 @@
 // mask is written as ground truth; pixels outside it stay byte-identical to the source frame.
 //
 // Artifact signatures (all local to the mask and its boundary):
-//  - Deepfakes: an autoencoder swap. B's inner face, slightly mis-scaled and shifted (the decoder's
+//  - Deepfakes: an autoencoder swap. B's inner face, mis-scaled by 3-7% either way and shifted (the decoder's
 //    face does not sit exactly on A's), blurred by a 2x down/up-sampling (the low-resolution
 //    decoder), with imperfect colour correction and per-frame colour flicker, blended through an
 //    elliptic mask with a narrow (2 px) feather: a visible seam.
@@ -254,7 +254,10 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
 
   switch (method) {
     case SynthMethod::deepfakes: {
+      // Mis-scaled by 3-7%, larger or smaller per video: no systematic scale a detector could
+      // read off the face's size instead of the swap.
       swap_in(0.75f, 1.03f, 1.07f, 0.03f);
+      if (video_rng.uniform() < 0.5f) spec.warp.scale = 2 - spec.warp.scale;
       alpha = region_mask(false, 2.0f);
       break;
     }

@@ -50,7 +50,22 @@ struct Mark {
   float radius = 0.03f, alpha = 0.8f;
 };
 
+// What an identity's head and inner face have in common, as in real people: skin, hair and eye
+// colour follow one pigment; the face's width, the jaw, the eye spacing, the nose and the mouth
+// follow one build; the head's and the features' vertical proportions one length; receding and
+// greying hair, drooping lids, thinner brows and more moles one age. A face swap puts B's inner
+// face on A's head, so a swapped face is inconsistent in these low-frequency ways, which survive
+// compression: the mismatch FST-Matching is built to find.
+struct IdentityLatent {
+  float pigment = 0.5f;  // 0 dark .. 1 light
+  float build = 0;       // -1 narrow .. 1 broad
+  float length = 0;      // -1 short .. 1 long
+  float age = 0.3f;      // 0 .. 1
+};
+IdentityLatent sample_latent(Rng& rng);
+
 struct FaceTraits {
+  IdentityLatent latent;  // the traits below are drawn around it (sample_traits)
   // Head: stays with the source video in a face swap.
   float face_width = 1;     // half-width at the cheeks
   float face_top = 1.25f;   // half-height above the centre (hidden under hair)

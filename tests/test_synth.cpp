@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -363,7 +364,9 @@ TEST(Synth, IdentityIsLinearlySeparable) {
 // The donor's inner face survives each swap's degradations, and a reenactment keeps the source's:
 // inside the fully manipulated region (mask 255; colours standardised against the swaps' colour
 // correction), a swap's frame is nearer a clean render of b's inner face on a's head than a clean
-// render of a, and a reenactment's the reverse.
+// render of a, and a reenactment's the reverse (both references then wear b's expression, which
+// the reenactment copies: with the shared identity latent a's and b's mouths differ less than an
+// expression does).
 TEST(Synth, SwapsCarryTheDonorsInnerFace) {
   const int n = 10, frames = 4;
   const SynthOptions o = small_options(17, n, frames);
@@ -384,7 +387,14 @@ TEST(Synth, SwapsCarryTheDonorsInnerFace) {
         const SynthFake f = g.render_fake(m, a, b, t, g.render_real(a, t).image);
         PixelSet region(f.mask.size());
         for (size_t p = 0; p < region.size(); ++p) region[p] = f.mask[p] == 255;
-        synth::FaceRender source = w.real_render(a, a, t), swapped = source;
+        synth::FaceRender source = w.real_render(a, a, t);
+        if (!swap) {  // a reenactment carries b's expression: both references do too
+          const synth::Expression e = synth::scene_expression(w.scenes[size_t(b)], t);
+          source.expr.mouth_open = e.mouth_open;
+          source.expr.smile = e.smile;
+          source.expr.brow_raise = e.brow_raise;
+        }
+        synth::FaceRender swapped = source;
         swapped.inner = &w.traits[b];
         const std::vector<std::vector<float>> refs = {standardised(clean(source), region),
                                                       standardised(clean(swapped), region)};
@@ -400,24 +410,91 @@ TEST(Synth, SwapsCarryTheDonorsInnerFace) {
   }
 }
 
-TEST(Synth, SplitsPairEveryIdentityOnce) {
-  SynthOptions o = small_options(4, 40);
-  const SynthSplits s = SynthGenerator(o).splits();
-  EXPECT_EQ(s.train.size(), 14u);
-  EXPECT_EQ(s.val.size(), 3u);
-  EXPECT_EQ(s.test.size(), 3u);
-  std::set<int> seen;
-  for (const auto* part : {&s.train, &s.val, &s.test})
-    for (const auto& p : *part) {
-      EXPECT_NE(p[0], p[1]);
-      EXPECT_TRUE(seen.insert(p[0]).second) << p[0] << " is in two pairs";
-      EXPECT_TRUE(seen.insert(p[1]).second) << p[1] << " is in two pairs";
+// Splits are disjoint groups of identities; within a group, every method makes one fake per
+// identity (as its source) with a target from the same group, and the three face swaps give an
+// identity three different targets: "A's context -> A's partner" cannot be learnt from the swaps.
+TEST(Synth, EveryIdentityIsASourceOncePerMethodWithVaryingTargets) {
+  const SynthOptions o = small_options(4, 40);
+  const SynthGenerator g(o);
+  const SynthSplits s = g.splits();
+  ASSERT_EQ(s.groups.size(), 3u);
+  EXPECT_EQ(s.groups[0].size(), 28u);
+  EXPECT_EQ(s.groups[1].size(), 6u);
+  EXPECT_EQ(s.groups[2].size(), 6u);
+  std::map<int, int> group_of;
+  for (int k = 0; k < 3; ++k)
+    for (int id : s.groups[size_t(k)]) EXPECT_TRUE(group_of.emplace(id, k).second) << id << " is in two splits";
+  EXPECT_EQ(group_of.size(), 40u);
+
+  std::map<int, std::set<int>> swap_targets, all_targets;
+  for (SynthMethod m : all_synth_methods()) {
+    std::map<int, int> sources;
+    for (const auto& [a, b] : g.fakes(m)) {
+      EXPECT_NE(a, b);
+      EXPECT_EQ(group_of.at(a), group_of.at(b)) << a << "_" << b << " crosses splits";
+      ++sources[a];
+      all_targets[a].insert(b);
+      if (m == SynthMethod::deepfakes || m == SynthMethod::faceswap || m == SynthMethod::faceshifter)
+        swap_targets[a].insert(b);
     }
-  EXPECT_EQ(seen.size(), 40u);
-  const SynthSplits tiny = SynthGenerator(small_options(4, 6)).splits();
-  EXPECT_EQ(tiny.train.size() + tiny.val.size() + tiny.test.size(), 3u);
-  EXPECT_EQ(tiny.test.size(), 1u);
-  EXPECT_EQ(tiny.val.size(), 1u);
+    EXPECT_EQ(sources.size(), 40u) << synth_method_name(m);
+    for (const auto& [a, k] : sources) EXPECT_EQ(k, 1) << synth_method_name(m) << ": " << a << " is a source " << k << " times";
+  }
+  for (const auto& [a, t] : swap_targets) EXPECT_EQ(t.size(), 3u) << a << ": the swaps' targets";
+  for (const auto& [a, t] : all_targets) EXPECT_EQ(t.size(), 5u) << a << ": the targets over all methods";
+
+  // The splits' pair lists name every fake, each unordered pair once, within its split.
+  std::set<std::array<int, 2>> listed;
+  const std::vector<std::array<int, 2>>* parts[] = {&s.train, &s.val, &s.test};
+  for (int k = 0; k < 3; ++k)
+    for (const auto& [a, b] : *parts[k]) {
+      EXPECT_EQ(group_of.at(a), k);
+      EXPECT_EQ(group_of.at(b), k);
+      EXPECT_TRUE(listed.insert({std::min(a, b), std::max(a, b)}).second) << a << ", " << b << " listed twice";
+    }
+  for (SynthMethod m : all_synth_methods())
+    for (const auto& [a, b] : g.fakes(m)) EXPECT_TRUE(listed.count({std::min(a, b), std::max(a, b)})) << a << "_" << b;
+
+  // Six identities: one pair per split, and each method's fakes are that pair both ways.
+  const SynthGenerator tiny(small_options(4, 6));
+  const SynthSplits ts = tiny.splits();
+  EXPECT_EQ(ts.train.size(), 1u);
+  EXPECT_EQ(ts.val.size(), 1u);
+  EXPECT_EQ(ts.test.size(), 1u);
+  EXPECT_EQ(tiny.fakes(SynthMethod::faceswap).size(), 6u);
+}
+
+// Head and inner face share the identity's latent (synth_model.h): over 300 identities the head's
+// traits predict the inner face's. Without the latent a swap would look like a plausible new
+// person, and nothing would be left for FST-Matching to match.
+TEST(Synth, HeadAndInnerFaceShareTheIdentityLatent) {
+  const int n = 300;
+  std::vector<double> width, spacing, skin, iris, hairline, brow;
+  for (int i = 0; i < n; ++i) {
+    Rng rng(synth::stream_seed(9, synth::Stream::identity, uint64_t(i)));
+    const synth::FaceTraits t = synth::sample_traits(rng);
+    width.push_back(t.face_width);
+    spacing.push_back(t.eye_spacing);
+    skin.push_back(t.skin.r + t.skin.g + t.skin.b);
+    iris.push_back(t.iris.r + t.iris.g + t.iris.b);
+    hairline.push_back(t.hairline);
+    brow.push_back(t.brow_thickness);
+  }
+  auto corr = [](const std::vector<double>& x, const std::vector<double>& y) {
+    const double n = double(x.size());
+    double mx = 0, my = 0;
+    for (size_t i = 0; i < x.size(); ++i) mx += x[i] / n, my += y[i] / n;
+    double sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      sxy += (x[i] - mx) * (y[i] - my);
+      sxx += (x[i] - mx) * (x[i] - mx);
+      syy += (y[i] - my) * (y[i] - my);
+    }
+    return sxy / std::sqrt(sxx * syy);
+  };
+  EXPECT_GT(corr(width, spacing), 0.6) << "build: face width and eye spacing";
+  EXPECT_GT(corr(skin, iris), 0.5) << "pigment: skin and iris lightness";
+  EXPECT_GT(corr(hairline, brow), 0.5) << "age: receding hairline and thinner brows";
 }
 
 // ---- the written dataset (needs video encoding) --------------------------------------------------
