@@ -52,6 +52,9 @@ TEST(HypothesisQRows, MeansSdAndShareOverEachMethodAndAll) {
   EXPECT_NEAR(rows[0].q_eq1, 0.05, 1e-12);
   EXPECT_NEAR(rows[0].q_eq1_sd, std::sqrt(2 * 0.15 * 0.15), 1e-12);
   EXPECT_NEAR(rows[0].q_authors, -0.005, 1e-12);
+  // 95% interval: mean -+ t(0.975, 1 dof) * sd / sqrt(2), t = 12.706
+  EXPECT_NEAR(rows[0].q_eq1_ci.lo, 0.05 - 12.706 * 0.15, 1e-9);
+  EXPECT_NEAR(rows[0].q_eq1_ci.hi, 0.05 + 12.706 * 0.15, 1e-9);
   EXPECT_DOUBLE_EQ(rows[0].positive_share, 0.5);
   EXPECT_NEAR(rows[0].q_eq1_per_threshold[0], 0.2, 1e-12);   // (0.1 + 0.3) / 2
   EXPECT_NEAR(rows[0].q_eq1_per_threshold[1], 0.3, 1e-12);   // the NaN is left out
@@ -243,7 +246,7 @@ TEST_F(HypothesisCommand, H1QuickSlow) {
   const std::string dir = test::temp_dir("h1");
   const nlohmann::json j = run_quick(1, index(), dir);
   EXPECT_EQ(j["hypothesis"], 1);
-  EXPECT_EQ(j["explain_split"], "train");  // the encoders know no test identity
+  EXPECT_EQ(j["explain_split"], "test");  // the encoders trained here learn every split's identities
   EXPECT_GT(count_finite(j), 100);
   ASSERT_EQ(j["q_table"].size(), 3u);  // Deepfakes, FaceSwap, all
   for (const auto& row : j["q_table"]) {
@@ -252,6 +255,18 @@ TEST_F(HypothesisCommand, H1QuickSlow) {
   }
   ASSERT_EQ(j["faces"].size(), 2u);  // one per method
   EXPECT_EQ(j["faces"][0]["phi_d"].size(), 4u);  // the quick 4 x 4 grid
+  // --quick explains the first face twice: the instability of two maps of T, in [0, 1]
+  for (const auto& v : j["faces"][0]["instability_two_maps"]) {
+    ASSERT_TRUE(v.is_number()) << j["faces"][0].dump();
+    EXPECT_GE(v.get<double>(), 0.0);
+    EXPECT_LE(v.get<double>(), 1.0 + 1e-9);
+  }
+  EXPECT_TRUE(j["faces"][1]["instability_two_maps"][0].is_null());
+  for (const auto& row : j["q_table"])
+    if (row["method"] == "all") {  // two faces: a (wide) interval around the mean
+      EXPECT_LE(row["q_eq1_ci95"][0].get<double>(), row["q_eq1"].get<double>());
+      EXPECT_GE(row["q_eq1_ci95"][1].get<double>(), row["q_eq1"].get<double>());
+    }
   EXPECT_EQ(j["instability"].size(), 3u);
   expect_csv_rows(dir + "/h1_q.csv", 3, "arch,method,faces,q_eq1");
   expect_csv_rows(dir + "/instability.csv", 3, "model,samples_per_half");
@@ -269,7 +284,7 @@ TEST_F(HypothesisCommand, H2QuickSlow) {
   const nlohmann::json j = run_quick(2, index(), dir);
   EXPECT_EQ(j["h2"]["identities"], 4);  // 4 train pairs: 2 paired, 2 unpaired
   EXPECT_GT(count_finite(j), 100);
-  for (const char* k : {"paired", "unpaired"}) {
+  for (const char* k : {"paired", "unpaired", "all_train_data"}) {
     const auto& rows = j["h2"][k]["rows"];
     ASSERT_FALSE(rows.empty()) << k;
     EXPECT_TRUE(rows.back()["acc"].is_number()) << rows.dump();
@@ -282,7 +297,8 @@ TEST_F(HypothesisCommand, H2QuickSlow) {
       EXPECT_EQ(row["q_eq1_per_threshold"].size(), 8u);
     }
   EXPECT_EQ(curves, 2);
-  expect_csv_rows(dir + "/h2_detection.csv", 2, "detector,compression,method");
+  EXPECT_EQ(j["h2"]["q_eq1_paired_minus_unpaired"]["faces"], 2);
+  expect_csv_rows(dir + "/h2_detection.csv", 3, "detector,compression,method");
   expect_csv_rows(dir + "/h2_q_curves.csv", 16, "detector,threshold,q_eq1,q_authors");
   expect_report(dir, "video AUC");
 }
@@ -296,6 +312,8 @@ TEST_F(HypothesisCommand, H3QuickSlow) {
     EXPECT_TRUE(row["delta"].is_number()) << row.dump();
     EXPECT_LE(std::abs(row["delta"].get<double>()), 1.0 + 1e-9);  // a mean of cosines
   }
+  EXPECT_EQ(j["delta_gaps"]["resnet18"]["faces"], 2);
+  EXPECT_TRUE(j["delta_gaps"]["resnet18"]["delta_s_minus_delta_d"]["mean"].is_number());
   expect_csv_rows(dir + "/h3_delta.csv", 9, "arch,model,method,faces,cos_c23");
   expect_report(dir, "cos(c40, raw)");
 }

@@ -45,7 +45,10 @@ Command make_hypothesis_command() {
     s->add_option("--identities", o.identities, "H2: real identities per subset (default 40, or what the train split allows)");
     s->add_option("--grid", o.grid, "L: Shapley players are the L x L grid cells")->capture_default_str();
     s->add_option("--samples", o.samples, "T: permutations per map")->capture_default_str();
-    s->add_option("--faces", o.faces, "Fake faces explained per manipulation method (default 4 / 3 / 2 for H1 / H2 / H3)");
+    s->add_option("--faces", o.faces, "Fake faces explained per manipulation method (default 6: 30 over five methods)");
+    s->add_option("--instability-faces", o.instability_faces,
+                  "H1: faces whose maps are explained twice, for the instability of two maps of T samples")
+        ->capture_default_str();
     s->add_option("--batch", o.batch, "Masked images per forward")->capture_default_str();
     s->add_option("--seed", o.seed, "Seed of the training runs, face choice and Shapley permutations")->capture_default_str();
     s->add_option("--epochs", o.epochs, "Epochs of the models trained here")->capture_default_str();
@@ -67,6 +70,7 @@ Command make_hypothesis_command() {
       if (given("--grid")) q.grid = o.grid;
       if (given("--samples")) q.samples = o.samples;
       if (given("--faces")) q.faces = o.faces;
+      if (given("--instability-faces")) q.instability_faces = o.instability_faces;
       if (given("--epochs")) q.epochs = o.epochs;
       if (given("--train-batch")) q.train_batch = o.train_batch;
       if (given("--synthetic-identities")) q.synthetic.identities = o.synthetic.identities;

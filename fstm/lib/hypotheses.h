@@ -13,9 +13,14 @@
 //       (Table 3).
 //
 // Maps: v_d explains the fake class (1) of fake faces; v_s and v_t the ground-truth source and target
-// identity. Identity encoders only know the identities they were trained on, so the faces explained
+// identity. Identity encoders only know the identities they were trained on, so the encoders trained
+// here learn the faces of every split (the detectors only the train split), and the faces explained
 // come from the first split among --split (default: test, val, train) whose identities both encoders
-// know: with encoders trained here on the train split, that is the train split.
+// know: the test split, unless the encoders given as checkpoints do not know it.
+//
+// Verdicts follow from 95% confidence intervals over the faces (Student t): H1 is supported when
+// the interval of the mean Q lies above 0; H3 when the per-face differences delta_s - delta_d and
+// delta_t - delta_d both lie above 0; an interval that holds 0 is "undecided", not a verdict.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -53,10 +58,13 @@ struct HypothesisOptions {
     return s;
   }();
 
-  // Shapley maps
-  int grid = 8;
-  int64_t samples = 16;  // T (permutations)
-  int faces = 0;         // faces explained per manipulation method; 0 = 4 (H1), 3 (H2), 2 (H3)
+  // Shapley maps: the paper's settings (L = 16, T >= 100); quick() makes them small
+  int grid = 16;
+  int64_t samples = 100;  // T (permutations)
+  int faces = 0;          // faces explained per manipulation method; 0 = 6 (30 over FF++'s five methods)
+  // H1: the first faces whose three maps are explained a second time with independent permutations,
+  // for the instability of two maps of T samples each (the paper's definition)
+  int instability_faces = 5;
   int batch = 64;        // masked images per forward
   uint64_t seed = 0;
 
@@ -83,6 +91,9 @@ struct ExplainedFace {
   ShapleyMap phi_d, phi_s, phi_t;  // raw maps, L x L
   QResult q_eq1, q_authors;
   Faithfulness faithfulness{NAN, NAN, NAN};  // phi_d against the manipulation mask (synthetic data)
+  // map_instability of the map above and a second one of T samples with independent permutations
+  // (H1's first instability_faces faces; NaN for the others)
+  double instability_d = NAN, instability_s = NAN, instability_t = NAN;
   nlohmann::json to_json() const;
 };
 
@@ -90,6 +101,7 @@ struct QRow {  // one line of Table 1 / one detector of Fig. 4
   std::string arch, method;  // method "all": every face together
   int faces = 0;
   double q_eq1 = 0, q_eq1_sd = 0, q_authors = 0, q_authors_sd = 0;
+  MeanCi q_eq1_ci, q_authors_ci;  // 95% intervals of the means
   double positive_share = 0;  // faces with Q (Eq. 1) > 0
   std::vector<double> q_eq1_per_threshold, q_authors_per_threshold;  // means over faces, t = 0.60..0.95
   // faithfulness of phi_d (means over the faces with a mask; NaN without masks): the share of its
@@ -110,6 +122,8 @@ struct HypothesisResult {
   std::map<std::string, InstabilityCurve> instability;  // "v_d (resnet18)" -> curve
   // H2
   EvalReport h2_paired, h2_unpaired;  // detection on the test split, per method and "all"
+  EvalReport h2_all;                  // the baseline: a detector trained on all of the train split
+  MeanCi h2_q_difference;             // per face: Q (Eq. 1) of the paired detector minus the unpaired one's
   std::vector<QRow> h2_q;                        // "paired" and "unpaired" (in QRow::arch)
   int h2_identities = 0;
   // H3
@@ -117,8 +131,11 @@ struct HypothesisResult {
     std::string arch, model, method;  // model: v_d, v_s, v_t
     int faces = 0;
     double cos_c23 = 0, cos_c40 = 0, delta = 0, delta_sd = 0;
+    MeanCi delta_ci;
   };
   std::vector<DeltaRow> deltas;
+  // per backbone, over the same faces: delta_s - delta_d and delta_t - delta_d (H3 holds when both > 0)
+  std::map<std::string, std::pair<MeanCi, MeanCi>> delta_gaps;
 
   nlohmann::json to_json() const;
 };
