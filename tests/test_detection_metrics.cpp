@@ -2,10 +2,12 @@
 // tests/py_test_detection_metrics.py), and the robustness perturbations (DeeperForensics).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "fstm/lib/detection_metrics.h"
 #include "fstm/lib/perturbations.h"
+#include "tensor/random.h"
 #include "tests/test_support.h"
 
 namespace fstm {
@@ -45,6 +47,39 @@ TEST(DetectionMetrics, HandComputedWithTies) {
   EXPECT_TRUE(std::isnan(average_precision({0.1, 0.2}, {0, 0})));
   EXPECT_THROW(roc_auc({0.1}, {2}), Error);
   EXPECT_THROW(roc_auc({0.1, 0.2}, {1}), Error);
+}
+
+// The validation threshold: by hand (a tie between two cuts goes to the lower), and against every
+// candidate cut on random scores with ties.
+TEST(DetectionMetrics, BestBalancedThreshold) {
+  // reals 0.1 0.2 0.3, fakes 0.25 0.6 0.7: cutting at 0.225 (TNR 2/3, TPR 1) and at 0.45 (TNR 1,
+  // TPR 2/3) both give 5/6; 0.5 would give 5/6 too, but 0.225 is the lower.
+  const std::vector<double> s = {0.1, 0.2, 0.3, 0.25, 0.6, 0.7};
+  const std::vector<int> y = {0, 0, 0, 1, 1, 1};
+  EXPECT_NEAR(best_balanced_threshold(s, y), 0.225, 1e-12);
+  EXPECT_NEAR(balanced_accuracy(s, y, 0.225), 5.0 / 6, 1e-12);
+  // every score shifted far below 0.5: ACC at 0.5 calls everything real, the chosen cut separates
+  const std::vector<double> low = {0.01, 0.02, 0.03, 0.11, 0.12, 0.13};
+  const double t = best_balanced_threshold(low, y);
+  EXPECT_NEAR(t, 0.07, 1e-12);
+  EXPECT_DOUBLE_EQ(balanced_accuracy(low, y, t), 1.0);
+  EXPECT_DOUBLE_EQ(balanced_accuracy(low, y, 0.5), 0.5);
+  EXPECT_TRUE(std::isnan(best_balanced_threshold({0.2, 0.3}, {1, 1})));
+
+  Rng rng(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<double> r;
+    std::vector<int> l;
+    for (int i = 0; i < 40; ++i) {
+      l.push_back(int(rng.below(2)));
+      r.push_back(double(rng.below(12)) / 12 + 0.1 * l.back());  // coarse: many ties
+    }
+    if (std::count(l.begin(), l.end(), 1) % 40 == 0) continue;
+    double best = -1;
+    for (double c : r) best = std::max(best, balanced_accuracy(r, l, c));
+    best = std::max(best, balanced_accuracy(r, l, -1.0));
+    EXPECT_NEAR(balanced_accuracy(r, l, best_balanced_threshold(r, l)), best, 1e-12) << "trial " << trial;
+  }
 }
 
 TEST(DetectionMetrics, VideoScoresAreFrameMeans) {

@@ -188,6 +188,7 @@ TEST_F(Trainer, DetTrainsValidatesAndEvaluatesPerMethodAndPerturbation) {
   e.data = *index_;
   e.split = "test";
   e.perturbations = {"none", "blur:3"};
+  e.threshold_split = "val";
   e.batch = 5;  // not a divisor of the frame count: the last batch is padded
   e.progress = false;
   const EvalReport rep = evaluate(e);
@@ -210,7 +211,8 @@ TEST_F(Trainer, DetTrainsValidatesAndEvaluatesPerMethodAndPerturbation) {
     EXPECT_FALSE(std::isnan(row.video_auc));
   }
   const std::string table = rep.table();
-  for (const char* s : {"Deepfakes", "FaceSwap", "perturbation: blur:3", "vAUC", "EER", "robustness, c23: frame AUC"})
+  for (const char* s : {"Deepfakes", "FaceSwap", "perturbation: blur:3", "vAUC", "EER", "robustness, c23: frame AUC",
+                        "threshold of best balanced ACC on the val split"})
     EXPECT_NE(table.find(s), std::string::npos) << s << "\n" << table;
   const nlohmann::json j = rep.to_json();
   EXPECT_EQ(j["rows"].size(), 6u);
@@ -232,6 +234,30 @@ TEST_F(Trainer, DetTrainsValidatesAndEvaluatesPerMethodAndPerturbation) {
   for (size_t i = 0; i < rep.rows.size(); ++i) EXPECT_EQ(in_memory.rows[i].frame.auc, rep.rows[i].frame.auc);
   for (size_t i = 0; i < plan_scores.p_fake.size(); ++i) EXPECT_NEAR(plan_scores.p_fake[i], one_batch.p_fake[i], 1e-5);
   EXPECT_TRUE(m.net->training() == false);
+
+  // The threshold is the val split's best balanced cut, the same for every row, and applied to the
+  // test frames: recomputed here from the val and test scores.
+  const io::FaceIndex index = io::FaceIndex::load(*index_);
+  so.splits = {"val"};
+  const FrameScores val = score_frames(*m.net, m.config, index, so);
+  std::vector<double> vs;
+  std::vector<int> vy;
+  for (size_t i = 0; i < val.frames.size(); ++i) {
+    vs.push_back(val.p_fake[i]);
+    vy.push_back(index.videos[size_t(index.frames[size_t(val.frames[i])].video)].det);
+  }
+  const double t = best_balanced_threshold(vs, vy);
+  ASSERT_TRUE(std::isfinite(t));
+  std::vector<double> ts;
+  std::vector<int> ty;
+  for (size_t i = 0; i < one_batch.frames.size(); ++i) {
+    ts.push_back(one_batch.p_fake[i]);
+    ty.push_back(index.videos[size_t(index.frames[size_t(one_batch.frames[i])].video)].det);
+  }
+  for (const EvalRow& row : rep.rows) EXPECT_NEAR(row.frame.threshold, t, 1e-5) << row.method << " " << row.perturbation;
+  EXPECT_NEAR(rep.rows[2].frame.acc_at_threshold, accuracy(ts, ty, rep.rows[2].frame.threshold), 1e-12);
+  EXPECT_NEAR(rep.rows[2].frame.balanced_acc_at_threshold, balanced_accuracy(ts, ty, rep.rows[2].frame.threshold), 1e-12);
+  EXPECT_TRUE(j["rows"][0]["acc_at_threshold"].is_number());
 }
 
 TEST_F(Trainer, NonFiniteLossStopsNamingTheStep) {

@@ -51,6 +51,8 @@ Command make_eval_command() {
     add_model_options(*s, o.model);
     s->add_option("--data", o.data, "Face index (index.json from fstm extract)")->required();
     s->add_option("--split", o.split, "Split to evaluate ('all': every frame)")->capture_default_str();
+    s->add_option("--threshold-from", o.threshold_split,
+                  "Also report ACC at the threshold of best balanced accuracy on this split (e.g. val), per compression");
     s->add_option("--compression", o.compressions, "Compressions (comma-separated: raw,c23,c40; default all)")
         ->delimiter(',');
     s->add_option("--methods", o.methods, "Manipulation methods (comma-separated; default all)")->delimiter(',');

@@ -67,6 +67,29 @@ double balanced_accuracy(const std::vector<double>& scores, const std::vector<in
   return 0.5 * (double(right[0]) / double(total[0]) + double(right[1]) / double(total[1]));
 }
 
+double best_balanced_threshold(const std::vector<double>& scores, const std::vector<int>& labels) {
+  check_inputs(scores, labels, "threshold");
+  const Counts c = count(labels);
+  if (c.positives == 0 || c.negatives == 0) return kNaN;
+  std::vector<size_t> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  // Sweep the cut upwards: below it everything is called real. Start below the lowest score.
+  int64_t reals_below = 0, fakes_below = 0;
+  double best = 0.5, best_t = scores[order[0]] - 1;  // everything called fake: TPR 1, TNR 0
+  for (size_t k = 0; k < order.size();) {
+    const double v = scores[order[k]];
+    for (; k < order.size() && scores[order[k]] == v; ++k) (labels[order[k]] ? fakes_below : reals_below) += 1;
+    const double bal = 0.5 * (double(reals_below) / double(c.negatives) +
+                              double(c.positives - fakes_below) / double(c.positives));
+    if (bal > best) {
+      best = bal;
+      best_t = k < order.size() ? 0.5 * (v + scores[order[k]]) : v + 1;
+    }
+  }
+  return best_t;
+}
+
 double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels) {
   check_inputs(scores, labels, "AUC");
   const Counts c = count(labels);

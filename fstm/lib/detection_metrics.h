@@ -12,6 +12,7 @@
 // each video (video_scores()).
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,10 @@ struct DetectionMetrics {
   int64_t samples = 0, positives = 0;
   double acc = 0, auc = 0, eer = 0, ap = 0;
   double balanced_acc = 0;  // at 0.5: the mean of the two classes' accuracies
+  // At a threshold chosen on other data (fstm eval --threshold-from val); NaN when none was chosen.
+  double threshold = std::numeric_limits<double>::quiet_NaN();
+  double acc_at_threshold = std::numeric_limits<double>::quiet_NaN();
+  double balanced_acc_at_threshold = std::numeric_limits<double>::quiet_NaN();
 };
 
 double accuracy(const std::vector<double>& scores, const std::vector<int>& labels, double threshold = 0.5);
@@ -28,6 +33,12 @@ double accuracy(const std::vector<double>& scores, const std::vector<int>& label
 // real and 400 fake faces (there, calling everything fake scores ACC 0.83 and balanced ACC 0.5).
 // NaN when a class is missing.
 double balanced_accuracy(const std::vector<double>& scores, const std::vector<int>& labels, double threshold = 0.5);
+// The threshold with the highest balanced accuracy on (scores, labels): the midpoint between two
+// neighbouring distinct scores (or just outside the range); the lowest such threshold on ties.
+// Chosen on a validation split and applied to the test split, it gives an ACC that does not hang on
+// 0.5 being a good cut for a model whose scores are shifted (few epochs, unbalanced classes). NaN
+// when a class is missing.
+double best_balanced_threshold(const std::vector<double>& scores, const std::vector<int>& labels);
 double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels);
 double equal_error_rate(const std::vector<double>& scores, const std::vector<int>& labels);
 double average_precision(const std::vector<double>& scores, const std::vector<int>& labels);

@@ -112,7 +112,8 @@ FrameScores score_frames(ImageClassifier& net, const ModelConfig& config, const 
   return out;
 }
 
-std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& scores, const std::string& perturbation) {
+std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& scores, const std::string& perturbation,
+                               const std::map<io::Compression, double>* thresholds) {
   // compression -> method -> sample positions; reals under "original"
   std::map<int, std::map<std::string, std::vector<size_t>>> groups;
   for (size_t i = 0; i < scores.frames.size(); ++i) {
@@ -153,6 +154,11 @@ std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& sc
           video.push_back(f.video);
         }
       r.frame = detection_metrics(s, y);
+      if (thresholds && thresholds->count(io::Compression(compression))) {
+        r.frame.threshold = thresholds->at(io::Compression(compression));
+        r.frame.acc_at_threshold = accuracy(s, y, r.frame.threshold);
+        r.frame.balanced_acc_at_threshold = balanced_accuracy(s, y, r.frame.threshold);
+      }
       std::vector<double> vs;
       std::vector<int> vy;
       video_scores(s, y, video, vs, vy);
@@ -201,17 +207,29 @@ std::string EvalReport::table() const {
     if (r.perturbation != current) {
       current = r.perturbation;
       s << "\nperturbation: " << current << "\n";
-      std::snprintf(line, sizeof line, "%-5s %-16s %8s %8s %7s %7s %7s %7s %7s %7s\n", "comp", "method", "real",
-                    "fake", "videos", "ACC", "AUC", "vAUC", "EER", "AP");
+      std::snprintf(line, sizeof line, "%-5s %-16s %8s %8s %7s %7s %7s %7s %7s %7s %7s\n", "comp", "method", "real",
+                    "fake", "videos", "ACC", "bACC", "AUC", "vAUC", "EER", "AP");
       s << line;
     }
-    std::snprintf(line, sizeof line, "%-5s %-16s %8lld %8lld %7lld %7s %7s %7s %7s %7s\n", r.compression.c_str(),
+    std::snprintf(line, sizeof line, "%-5s %-16s %8lld %8lld %7lld %7s %7s %7s %7s %7s %7s\n", r.compression.c_str(),
                   r.method.c_str(), (long long)r.real_frames, (long long)r.fake_frames, (long long)r.videos,
-                  percent(r.frame.acc).c_str(), percent(r.frame.auc).c_str(), percent(r.video_auc).c_str(),
-                  percent(r.frame.eer).c_str(), percent(r.frame.ap).c_str());
+                  percent(r.frame.acc).c_str(), percent(r.frame.balanced_acc).c_str(), percent(r.frame.auc).c_str(),
+                  percent(r.video_auc).c_str(), percent(r.frame.eer).c_str(), percent(r.frame.ap).c_str());
     s << line;
   }
-  s << "(percentages; '-' where a class is missing)\n";
+  s << "(percentages; ACC and balanced ACC (bACC) at 0.5; '-' where a class is missing)\n";
+  if (!threshold_split.empty()) {
+    s << "\nat the threshold of best balanced ACC on the " << threshold_split << " split:\n";
+    std::snprintf(line, sizeof line, "%-12s %-5s %-16s %9s %7s %7s\n", "perturbation", "comp", "method", "threshold",
+                  "ACC", "bACC");
+    s << line;
+    for (const EvalRow& r : rows) {
+      std::snprintf(line, sizeof line, "%-12s %-5s %-16s %9.4f %7s %7s\n", r.perturbation.c_str(), r.compression.c_str(),
+                    r.method.c_str(), r.frame.threshold, percent(r.frame.acc_at_threshold).c_str(),
+                    percent(r.frame.balanced_acc_at_threshold).c_str());
+      s << line;
+    }
+  }
 
   // Robustness summary as the paper's Table 7: frame AUC of every method together, per kind and
   // severity, for each compression.
@@ -262,11 +280,15 @@ nlohmann::json EvalReport::to_json() const {
                          {"videos", r.videos},
                          {"acc", number(r.frame.acc)},
                          {"balanced_acc", number(r.frame.balanced_acc)},
+                         {"threshold", number(r.frame.threshold)},
+                         {"acc_at_threshold", number(r.frame.acc_at_threshold)},
+                         {"balanced_acc_at_threshold", number(r.frame.balanced_acc_at_threshold)},
                          {"auc", number(r.frame.auc)},
                          {"video_auc", number(r.video_auc)},
                          {"eer", number(r.frame.eer)},
                          {"ap", number(r.frame.ap)}});
   return {{"model", model},   {"model_description", model_description}, {"data", data}, {"split", split},
+          {"threshold_split", threshold_split},
           {"frames", frames}, {"bad_files", bad_files}, {"backend", backend}, {"seconds", seconds},
           {"rows", rows_json}};
 }
@@ -318,7 +340,28 @@ EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::F
   so.dtype = dtype;
   so.seed = o.seed;
 
+  std::map<io::Compression, double> thresholds;
+  if (!o.threshold_split.empty()) {
+    ScoreOptions sv = so;
+    sv.splits = {o.threshold_split};
+    sv.progress_label = o.progress ? "threshold on " + o.threshold_split : "";
+    const FrameScores val = score_frames(net, config, index, sv);
+    std::map<io::Compression, std::pair<std::vector<double>, std::vector<int>>> by;
+    for (size_t i = 0; i < val.frames.size(); ++i) {
+      const io::IndexVideo& v = index.videos[size_t(index.frames[size_t(val.frames[i])].video)];
+      by[v.compression].first.push_back(val.p_fake[i]);
+      by[v.compression].second.push_back(v.det);
+    }
+    for (const auto& [c, sy] : by) {
+      const double t = best_balanced_threshold(sy.first, sy.second);
+      if (std::isfinite(t)) thresholds[c] = t;
+    }
+    FSTM_CHECK(!thresholds.empty(), o.data, ": --threshold-from ", o.threshold_split,
+               ": that split has no frames with both real and fake faces to choose a threshold on");
+  }
+
   EvalReport report;
+  report.threshold_split = o.threshold_split;
   report.model = "(in memory)";
   report.model_description = config.describe();
   report.data = o.data;
@@ -332,7 +375,7 @@ EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::F
     report.frames = int64_t(scores.frames.size());
     report.bad_files = std::max(report.bad_files, scores.bad_files);
     report.backend = scores.backend;
-    for (EvalRow& r : summarize(index, scores, p.name())) report.rows.push_back(std::move(r));
+    for (EvalRow& r : summarize(index, scores, p.name(), &thresholds)) report.rows.push_back(std::move(r));
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;

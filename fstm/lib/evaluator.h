@@ -66,12 +66,18 @@ struct EvalRow {
 };
 
 // Rows per compression x method of the scored frames (see above).
-std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& scores, const std::string& perturbation);
+// With `thresholds` (compression -> threshold), each row also gets ACC and balanced ACC at its
+// compression's threshold (DetectionMetrics::acc_at_threshold).
+std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& scores, const std::string& perturbation,
+                               const std::map<io::Compression, double>* thresholds = nullptr);
 
 struct EvalOptions {
   ModelSpec model;                         // --model CHECKPOINT (or --arch/--weights for a bare det state dict)
   std::string data;                        // the face index (fstm extract)
   std::string split = "test";              // "" or "all": every frame
+  // "" or a split (val): per compression, the threshold of best balanced accuracy on that split's
+  // frames (every method, no perturbation), applied to the rows beside ACC at 0.5
+  std::string threshold_split;
   std::vector<std::string> compressions;   // empty: all
   std::vector<std::string> methods;        // manipulation methods (the reals are always in)
   std::vector<std::string> perturbations;  // "none", "blur:3", ...; empty: none
@@ -84,7 +90,7 @@ struct EvalOptions {
 };
 
 struct EvalReport {
-  std::string model, model_description, data, split, backend;
+  std::string model, model_description, data, split, backend, threshold_split;
   int64_t frames = 0, bad_files = 0;
   double seconds = 0;
   std::vector<EvalRow> rows;
