@@ -16,6 +16,7 @@ std::vector<Command> all_commands() {
       make_bench_command(),
       make_explain_command(),
       make_hypothesis_command(),
+      make_compare_command(),
   };
 }
 

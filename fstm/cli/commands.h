@@ -36,6 +36,7 @@ Command make_predict_command();  // cmd_predict.cpp
 Command make_bench_command();    // cmd_bench.cpp
 Command make_explain_command();  // cmd_explain.cpp
 Command make_hypothesis_command();  // cmd_hypothesis.cpp
+Command make_compare_command();  // cmd_compare.cpp
 Command make_demo_command();     // cmd_demo.cpp
 
 }  // namespace fstm::cli

@@ -1,0 +1,404 @@
+#include "fstm/lib/compare.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "autograd/autograd.h"
+#include "fstm/lib/evaluator.h"
+#include "fstm/lib/fst_model.h"
+#include "fstm/lib/model_loader.h"
+#include "fstm/lib/report.h"
+#include "fstm/lib/trainer.h"
+#include "io/fs.h"
+#include "io/loader.h"
+
+namespace fstm {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const char* const kModels[] = {"det", "fst"};
+const char* model_label(const std::string& m) { return m == "det" ? "v_d" : "FST-Matching"; }
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+std::pair<double, double> mean_sd(const std::vector<double>& v) {
+  if (v.empty()) return {NAN, NAN};
+  double m = 0;
+  for (double x : v) m += x / double(v.size());
+  if (v.size() < 2) return {m, NAN};
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return {m, std::sqrt(ss / double(v.size() - 1))};
+}
+
+void validate(const CompareOptions& o) {
+  FSTM_CHECK(!o.out.empty(), "compare: give an output folder (--out)");
+  FSTM_CHECK(!o.compressions.empty(), "compare: give at least one compression (--compressions)");
+  for (const std::string& c : o.compressions) io::parse_compression(c);  // throws on a bad name
+  FSTM_CHECK(o.seeds >= 1 && o.seeds <= 100, "compare: --seeds must be between 1 and 100, got ", o.seeds);
+  FSTM_CHECK(o.epochs >= 1 && o.batch >= 1 && o.lr > 0, "compare: --epochs and --batch must be >= 1 and --lr > 0");
+  FSTM_CHECK(o.init.empty() || fs::exists(o.init), o.init, ": no such weights file (--init)");
+}
+
+std::string prepare_index(const CompareOptions& o, const std::string& work) {
+  if (!o.data.empty()) {
+    FSTM_CHECK(fs::exists(o.data), o.data,
+               ": no such face index (write one with fstm extract, or leave --data out for the synthetic default)");
+    return o.data;
+  }
+  SyntheticFacesOptions so = o.synthetic;
+  so.progress = o.progress;
+  so.stop = o.stop;
+  return prepare_synthetic_faces(so, (fs::path(work) / "synthetic").string()).index;
+}
+
+// The same settings for both models: only `model` differs.
+TrainOptions train_options(const CompareOptions& o, const std::string& model, const std::string& index,
+                           const std::string& compression, uint64_t seed, const std::string& work) {
+  TrainOptions t;
+  t.model = model;
+  t.arch = o.arch;
+  t.data = index;
+  t.init = o.init;
+  t.out = (fs::path(work) / "runs" / (model + "-" + compression + "-seed" + std::to_string(seed))).string();
+  t.compressions = {compression};
+  t.photometric = false;
+  t.optimizer = "adamw";
+  t.lr = o.lr;
+  t.batch = o.batch;
+  t.epochs = o.epochs;
+  t.schedule = o.schedule;
+  t.warmup_epochs = o.warmup_epochs;
+  t.fst_hidden = o.fst_hidden;
+  t.seed = seed;
+  t.threads = o.threads;
+  t.progress = o.progress;
+  t.stop = o.stop;
+  return t;
+}
+
+// The test split at `compressions`, with the val split's threshold.
+std::map<std::string, CompareTest> test_model(const CompareOptions& o, const std::string& checkpoint,
+                                              const std::string& index, const std::vector<std::string>& compressions) {
+  EvalOptions e;
+  e.model.model = checkpoint;
+  e.data = index;
+  e.split = "test";
+  e.compressions = compressions;
+  e.threshold_split = "val";
+  e.threads = o.threads;
+  e.progress = o.progress;
+  std::map<std::string, CompareTest> out;
+  for (const EvalRow& r : evaluate(e).rows) {
+    CompareTest& t = out[r.compression];
+    if (r.method == "all") {
+      t.auc = r.frame.auc;
+      t.video_auc = r.video_auc;
+      t.acc = r.frame.acc;
+      t.balanced_acc_val = r.frame.balanced_acc_at_threshold;
+    } else {
+      t.auc_per_method[r.method] = r.frame.auc;
+    }
+  }
+  return out;
+}
+
+// Accuracy of FST's source and target identity heads on up to `limit` training frames at
+// `compression` (shuffled over the whole split). Training frames: the heads' classes are the
+// train-split identities.
+std::pair<double, double> fst_head_accuracy(const std::string& checkpoint, const std::string& index,
+                                            const std::string& compression, int limit) {
+  ModelSpec spec;
+  spec.model = checkpoint;
+  LoadedModel m = load_model(spec);
+  auto* fst = dynamic_cast<FstModel*>(m.net.get());
+  FSTM_CHECK(fst != nullptr, checkpoint, ": not an FST-Matching checkpoint");
+  io::LoaderOptions lo;
+  lo.splits = {"train"};
+  lo.compressions = {compression};
+  lo.batch_size = 64;
+  lo.shuffle = true;
+  lo.drop_last = false;
+  lo.size = m.input_size;
+  lo.norm = m.normalization;
+  io::DataLoader loader(index, lo);
+  NoGradGuard no_grad;
+  fst->eval();
+  int64_t right[2] = {0, 0}, seen = 0;
+  io::Batch b;
+  while (seen < limit && loader.next(b)) {
+    const FstOutputs out = fst->forward_all(b.images, false);
+    const Tensor* logits[2] = {&out.source, &out.target};
+    const Tensor* labels[2] = {&b.source, &b.target};
+    for (int k = 0; k < 2; ++k) {
+      const std::vector<float> l = logits[k]->to_vector();
+      const std::vector<int64_t> y = labels[k]->to_vector_i64();
+      const int64_t K = logits[k]->shape()[1];
+      for (int64_t i = 0; i < b.size(); ++i) {
+        const auto row = l.begin() + i * K;
+        right[k] += int64_t(std::max_element(row, row + K) - row) == y[size_t(i)];
+      }
+    }
+    seen += b.size();
+  }
+  if (seen == 0) return {NAN, NAN};
+  return {double(right[0]) / double(seen), double(right[1]) / double(seen)};
+}
+
+CompareRun train_and_test(const CompareOptions& o, const std::string& model, const std::string& index,
+                          const std::string& compression, uint64_t seed, const std::string& work) {
+  const TrainOptions t = train_options(o, model, index, compression, seed, work);
+  if (o.progress) std::cerr << "compare: " << model_label(model) << " at " << compression << ", seed " << seed << "\n";
+  const TrainResult r = train_or_reuse(t);
+  if (r.stopped_by_signal) throw Interrupted(r.stopped_by_signal, "compare: stopped while training " + t.out);
+  CompareRun run;
+  run.model = model;
+  run.train_compression = compression;
+  run.seed = seed;
+  run.steps = r.epochs.empty() ? r.steps : r.epochs.back().step;
+  run.checkpoint = r.best.empty() ? r.last : r.best;  // both models: the best validation AUC
+  // raw-trained models are also tested compressed (the H3 view)
+  const std::vector<std::string> tests =
+      compression == "raw" ? std::vector<std::string>{"raw", "c23", "c40"} : std::vector<std::string>{compression};
+  run.tests = test_model(o, run.checkpoint, index, tests);
+  if (model == "fst" && !r.epochs.empty()) {
+    run.losses = r.epochs.back().losses;
+    auto term = [&](const char* k) { return run.losses.count(k) ? run.losses.at(k) : 0.0; };
+    const double total = term("det") + t.l_src * term("source") + t.l_tgt * term("target") + t.l_int * term("interaction");
+    run.interaction_share = total > 0 ? t.l_int * term("interaction") / total : NAN;
+    run.identity_chance_ce = std::log(double(r.config.identities));
+    std::tie(run.source_head_acc, run.target_head_acc) = fst_head_accuracy(r.last, index, compression, o.head_frames);
+  }
+  return run;
+}
+
+void summarise(CompareResult& res, const CompareOptions& o) {
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<const CompareTest*>> by;
+  for (const CompareRun& r : res.runs)
+    for (const auto& [c, t] : r.tests) by[{r.model, r.train_compression, c}].push_back(&t);
+  for (const auto& [key, tests] : by) {
+    CompareCell cell;
+    std::tie(cell.model, cell.train_compression, cell.test_compression) = key;
+    cell.seeds = int(tests.size());
+    std::vector<double> a, v, b;
+    for (const CompareTest* t : tests) a.push_back(t->auc), v.push_back(t->video_auc), b.push_back(t->balanced_acc_val);
+    std::tie(cell.auc, cell.auc_sd) = mean_sd(a);
+    std::tie(cell.video_auc, cell.video_auc_sd) = mean_sd(v);
+    std::tie(cell.balanced_acc_val, cell.balanced_acc_val_sd) = mean_sd(b);
+    res.cells.push_back(cell);
+  }
+  for (const std::string& c : o.compressions) {
+    CompareVerdict v;
+    v.compression = c;
+    for (int k = 0; k < o.seeds; ++k) {
+      const CompareRun *d = nullptr, *f = nullptr;
+      for (const CompareRun& r : res.runs)
+        if (r.train_compression == c && r.seed == o.seed + uint64_t(k)) (r.model == "det" ? d : f) = &r;
+      if (d && f) v.auc_difference.push_back(f->tests.at(c).auc - d->tests.at(c).auc);
+    }
+    std::tie(v.mean, v.sd) = mean_sd(v.auc_difference);
+    v.fst_at_least_vd = std::isfinite(v.mean) && v.mean >= 0;
+    res.verdicts.push_back(v);
+  }
+}
+
+// ---- render ------------------------------------------------------------------------------------
+
+std::string pm(double mean, double sd) {
+  return format_number(mean) + (std::isfinite(sd) ? " ± " + format_number(sd) : "");
+}
+
+const CompareCell* find_cell(const CompareResult& r, const std::string& model, const std::string& train,
+                             const std::string& test) {
+  for (const CompareCell& c : r.cells)
+    if (c.model == model && c.train_compression == train && c.test_compression == test) return &c;
+  return nullptr;
+}
+
+std::string csv(const CompareResult& r) {
+  std::ostringstream s;
+  s.precision(9);
+  s << "model,train_compression,test_compression,seed,steps,auc,video_auc,acc,balanced_acc_val,interaction_share,"
+       "source_head_acc,target_head_acc\n";
+  auto n = [](double v) { return std::isfinite(v) ? std::to_string(v) : std::string(); };
+  for (const CompareRun& run : r.runs)
+    for (const auto& [c, t] : run.tests)
+      s << run.model << "," << run.train_compression << "," << c << "," << run.seed << "," << run.steps << "," << n(t.auc)
+        << "," << n(t.video_auc) << "," << n(t.acc) << "," << n(t.balanced_acc_val) << "," << n(run.interaction_share)
+        << "," << n(run.source_head_acc) << "," << n(run.target_head_acc) << "\n";
+  return s.str();
+}
+
+void report_table4(HtmlReport& h, const CompareResult& r) {
+  std::vector<std::vector<std::string>> rows = {
+      {"compression (train = test)", "seeds", "v_d frame AUC", "FST frame AUC", "FST - v_d (per seed)", "v_d video AUC",
+       "FST video AUC", "v_d bal. ACC @val thr.", "FST bal. ACC @val thr."}};
+  for (const CompareVerdict& v : r.verdicts) {
+    const CompareCell *d = find_cell(r, "det", v.compression, v.compression),
+                      *f = find_cell(r, "fst", v.compression, v.compression);
+    if (!d || !f) continue;
+    std::string per_seed;
+    for (double x : v.auc_difference) per_seed += (per_seed.empty() ? "" : ", ") + format_number(x);
+    rows.push_back({v.compression, std::to_string(d->seeds), pm(d->auc, d->auc_sd), pm(f->auc, f->auc_sd),
+                    pm(v.mean, v.sd) + " (" + per_seed + ")", pm(d->video_auc, d->video_auc_sd),
+                    pm(f->video_auc, f->video_auc_sd), pm(d->balanced_acc_val, d->balanced_acc_val_sd),
+                    pm(f->balanced_acc_val, f->balanced_acc_val_sd)});
+  }
+  h.table(rows, "Mean ± SD over the seeds; both models trained and tested at the same compression, same steps, "
+                "same initialisation and seeds (the paper's Table 4 protocol).");
+}
+
+void report_h3_view(HtmlReport& h, const CompareResult& r) {
+  if (!find_cell(r, "det", "raw", "c40")) return;
+  h.heading("Trained on raw, tested compressed (the H3 view, not Table 4)");
+  std::vector<std::vector<std::string>> rows = {{"test", "v_d frame AUC", "FST frame AUC"}};
+  for (const char* c : {"raw", "c23", "c40"}) {
+    const CompareCell *d = find_cell(r, "det", "raw", c), *f = find_cell(r, "fst", "raw", c);
+    rows.push_back({c, d ? pm(d->auc, d->auc_sd) : "-", f ? pm(f->auc, f->auc_sd) : "-"});
+  }
+  h.table(rows, "Mean ± SD over the seeds of the raw-trained models.");
+}
+
+void report_diagnostics(HtmlReport& h, const CompareResult& r) {
+  h.heading("Why: the mechanism, measured");
+  std::vector<std::vector<std::string>> rows = {{"compression", "seed", "FST source head acc (train frames)",
+                                                 "target head acc", "CE source / target / chance ln K",
+                                                 "interaction share of the loss"}};
+  for (const CompareRun& run : r.runs) {
+    if (run.model != "fst") continue;
+    auto term = [&](const char* k) { return run.losses.count(k) ? run.losses.at(k) : NAN; };
+    rows.push_back({run.train_compression, std::to_string(run.seed), format_number(run.source_head_acc),
+                    format_number(run.target_head_acc),
+                    format_number(term("source"), 2) + " / " + format_number(term("target"), 2) + " / " +
+                        format_number(run.identity_chance_ce, 2),
+                    format_number(run.interaction_share)});
+  }
+  h.table(rows, "FST-Matching finds a fake by matching identities: heads near chance give it nothing to match, "
+                "and an interaction term that dominates the loss crowds out the detection term. Last epoch's terms.");
+  std::vector<std::string> methods;
+  for (const CompareRun& run : r.runs)
+    for (const auto& [c, t] : run.tests)
+      for (const auto& [m, _] : t.auc_per_method)
+        if (std::find(methods.begin(), methods.end(), m) == methods.end()) methods.push_back(m);
+  std::vector<std::vector<std::string>> am = {{"compression"}};
+  for (const std::string& m : methods) am[0].push_back(m);
+  std::map<std::string, std::map<std::string, std::vector<double>>> per;  // compression -> method -> AUCs
+  for (const CompareRun& run : r.runs)
+    if (run.model == "det" && run.tests.count(run.train_compression))
+      for (const auto& [m, a] : run.tests.at(run.train_compression).auc_per_method) per[run.train_compression][m].push_back(a);
+  for (const auto& [c, by] : per) {
+    std::vector<std::string> row = {c};
+    for (const std::string& m : methods) row.push_back(by.count(m) ? pm(mean_sd(by.at(m)).first, mean_sd(by.at(m)).second) : "-");
+    am.push_back(row);
+  }
+  h.table(am, "v_d's frame AUC per manipulation method (how much of each artifact survives the compression), "
+              "mean ± SD over the seeds.");
+}
+
+std::string finding(const CompareResult& r) {
+  std::ostringstream f;
+  for (const CompareVerdict& v : r.verdicts) {
+    if (v.auc_difference.empty()) continue;
+    f << v.compression << ": FST - v_d frame AUC " << pm(v.mean, v.sd) << " over " << v.auc_difference.size()
+      << " seeds, FST " << (v.fst_at_least_vd ? "at least as good" : "worse") << ". ";
+  }
+  f << "The paper (Table 4) reports FST-Matching ahead of its baselines, most at c40.";
+  return f.str();
+}
+
+}  // namespace
+
+CompareOptions CompareOptions::quick(CompareOptions o) {
+  o.synthetic.identities = 12;
+  o.synthetic.frames = 4;
+  o.synthetic.video_size = 64;
+  o.synthetic.face_size = 32;
+  o.synthetic.faces_per_video = 2;
+  o.compressions = {"c40"};
+  o.seeds = 2;
+  o.epochs = 1;
+  o.batch = 16;
+  o.warmup_epochs = 0;
+  o.fst_hidden = 32;
+  o.head_frames = 64;
+  return o;
+}
+
+CompareResult run_compare(const CompareOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  validate(o);
+  const std::string work = o.work.empty() ? (fs::path(o.out) / "work").string() : o.work;
+  CompareResult res;
+  res.out = o.out;
+  res.index = prepare_index(o, work);
+  res.settings = {{"compressions", o.compressions}, {"seeds", o.seeds},   {"seed", o.seed},
+                  {"arch", o.arch},                 {"init", o.init.empty() ? "random" : o.init},
+                  {"epochs", o.epochs},             {"batch", o.batch},   {"lr", o.lr},
+                  {"schedule", o.schedule},         {"warmup_epochs", o.warmup_epochs},
+                  {"fst_hidden", o.fst_hidden},     {"optimizer", "adamw"}, {"photometric_augmentation", false}};
+  if (o.data.empty()) res.settings["data"] = synthetic_faces_json(o.synthetic);
+  for (const std::string& c : o.compressions)
+    for (int k = 0; k < o.seeds; ++k)
+      for (const char* m : kModels) res.runs.push_back(train_and_test(o, m, res.index, c, o.seed + uint64_t(k), work));
+  summarise(res, o);
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+json CompareResult::to_json() const {
+  json runs_j = json::array();
+  for (const CompareRun& r : runs) {
+    json tests_j = json::object();
+    for (const auto& [c, t] : r.tests) {
+      json pm_j = json::object();
+      for (const auto& [m, a] : t.auc_per_method) pm_j[m] = num(a);
+      tests_j[c] = {{"auc", num(t.auc)}, {"video_auc", num(t.video_auc)}, {"acc", num(t.acc)},
+                    {"balanced_acc_val_threshold", num(t.balanced_acc_val)}, {"auc_per_method", pm_j}};
+    }
+    json losses_j = json::object();
+    for (const auto& [k, v] : r.losses) losses_j[k] = num(v);
+    runs_j.push_back({{"model", r.model}, {"train_compression", r.train_compression}, {"seed", r.seed},
+                      {"steps", r.steps}, {"checkpoint", r.checkpoint}, {"tests", tests_j}, {"losses", losses_j},
+                      {"interaction_share", num(r.interaction_share)}, {"identity_chance_ce", num(r.identity_chance_ce)},
+                      {"source_head_acc", num(r.source_head_acc)}, {"target_head_acc", num(r.target_head_acc)}});
+  }
+  json cells_j = json::array();
+  for (const CompareCell& c : cells)
+    cells_j.push_back({{"model", c.model}, {"train_compression", c.train_compression},
+                       {"test_compression", c.test_compression}, {"seeds", c.seeds}, {"auc", num(c.auc)},
+                       {"auc_sd", num(c.auc_sd)}, {"video_auc", num(c.video_auc)}, {"video_auc_sd", num(c.video_auc_sd)},
+                       {"balanced_acc_val", num(c.balanced_acc_val)}, {"balanced_acc_val_sd", num(c.balanced_acc_val_sd)}});
+  json verdicts_j = json::array();
+  for (const CompareVerdict& v : verdicts) {
+    json d = json::array();
+    for (double x : v.auc_difference) d.push_back(num(x));
+    verdicts_j.push_back({{"compression", v.compression}, {"fst_minus_vd_auc", d}, {"mean", num(v.mean)},
+                          {"sd", num(v.sd)}, {"fst_at_least_vd", v.fst_at_least_vd}});
+  }
+  return {{"index", index}, {"settings", settings}, {"runs", runs_j}, {"cells", cells_j},
+          {"verdicts", verdicts_j}, {"seconds", seconds}};
+}
+
+void write_compare_outputs(const CompareResult& r) {
+  io::ensure_dir(r.out);
+  io::write_file_atomic(r.out + "/results.json", r.to_json().dump(1) + "\n");
+  io::write_file_atomic(r.out + "/compare.csv", csv(r));
+  HtmlReport h("fstm compare: v_d against FST-Matching (Table 4)");
+  h.paragraph("Data: " + r.index + ". Settings: " + r.settings.dump() + ".");
+  h.heading("Finding");
+  h.note(finding(r));
+  h.heading("Same compression for training and test (Table 4)");
+  report_table4(h, r);
+  report_h3_view(h, r);
+  report_diagnostics(h, r);
+  h.save(r.out + "/report.html");
+}
+
+}  // namespace fstm

@@ -1,0 +1,86 @@
+// fstm compare (fstm/lib/compare.h): the Table 4 protocol end to end on a tiny synthetic set, and
+// its bad inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "tests/test_support.h"
+
+namespace fstm {
+namespace {
+
+// Both models of a seed take the same steps (c40 only under --quick): each model is tested at
+// its training compression, FST's mechanism is measured, and the verdict is the per-seed difference.
+TEST(CompareCommand, QuickSlow) {
+  const std::string dir = test::temp_dir("compare");
+  const std::string args = "compare --quick --quiet --out " + dir + " --work " + dir + "/work";
+  const test::CommandResult r = test::run_fstm(args, dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("compare c40: FST - v_d frame AUC"), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(test::read_text(dir + "/results.json"));
+  ASSERT_EQ(j["runs"].size(), 4u);  // {det, fst} x 2 seeds
+  std::map<uint64_t, std::map<std::string, int64_t>> steps;
+  for (const auto& run : j["runs"]) {
+    const std::string model = run["model"];
+    EXPECT_EQ(run["train_compression"], "c40");
+    steps[run["seed"].get<uint64_t>()][model] = run["steps"].get<int64_t>();
+    ASSERT_TRUE(run["tests"].contains("c40")) << run.dump();
+    EXPECT_EQ(run["tests"].size(), 1u);  // not raw-trained: tested at c40 only
+    const double auc = run["tests"]["c40"]["auc"];
+    EXPECT_GE(auc, 0.0);
+    EXPECT_LE(auc, 1.0);
+    if (model == "fst") {
+      for (const char* k : {"source_head_acc", "target_head_acc", "interaction_share"}) {
+        ASSERT_TRUE(run[k].is_number()) << k << " " << run.dump();
+        EXPECT_GE(run[k].get<double>(), 0.0);
+        EXPECT_LE(run[k].get<double>(), 1.0);
+      }
+      EXPECT_NEAR(run["identity_chance_ce"].get<double>(), std::log(8.0), 1e-9);  // 8 train identities
+    } else {
+      EXPECT_TRUE(run["source_head_acc"].is_null());
+    }
+  }
+  ASSERT_EQ(steps.size(), 2u);
+  for (const auto& [seed, by] : steps) {
+    EXPECT_GT(by.at("det"), 0);
+    EXPECT_EQ(by.at("det"), by.at("fst")) << "seed " << seed << ": unequal training budgets";
+  }
+  ASSERT_EQ(j["verdicts"].size(), 1u);
+  const auto& v = j["verdicts"][0];
+  ASSERT_EQ(v["fst_minus_vd_auc"].size(), 2u);
+  double mean = 0;
+  for (const auto& run : j["runs"])
+    mean += (run["model"] == "fst" ? 0.5 : -0.5) * run["tests"]["c40"]["auc"].get<double>();
+  EXPECT_NEAR(v["mean"].get<double>(), mean, 1e-9);
+  const std::string html = test::read_text(dir + "/report.html");
+  for (const char* s : {"Table 4", "FST - v_d", "Why: the mechanism, measured", "interaction share"})
+    EXPECT_NE(html.find(s), std::string::npos) << s;
+  EXPECT_NE(test::read_text(dir + "/compare.csv").find("model,train_compression,test_compression,seed"), std::string::npos);
+
+  // a second run reuses the four training runs
+  const test::CommandResult again = test::run_fstm(args, dir);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.err.find("epoch 1/1"), std::string::npos) << again.err;
+}
+
+TEST(CompareCommand, BadInputsExitWithAClearMessage) {
+  const std::string dir = test::temp_dir("compare_bad");
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"--out " + dir + "/o --data " + dir + "/missing.json", "missing.json: no such face index"},
+      {"--out " + dir + "/o --seeds 0", "--seeds must be between 1 and 100"},
+      {"--out " + dir + "/o --init " + dir + "/none.safetensors", "none.safetensors: no such weights file"},
+      {"--out " + dir + "/o --compressions c99", "c99"},
+  };
+  for (const Case& c : cases) {
+    const test::CommandResult r = test::run_fstm("compare --quiet " + c.args, dir);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.args << "\nstderr: " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace fstm
