@@ -407,10 +407,6 @@ ShapleyMap overlap_map(const ExplainedFace& e) {
 
 // ---- tables ---------------------------------------------------------------------------------------
 
-std::string fmt_pm(double mean, double sd, int decimals = 3) {
-  return format_number(mean, decimals) + (std::isfinite(sd) ? " ± " + format_number(sd, decimals) : "");
-}
-
 // "0.123 [0.050, 0.196]": a mean and its 95% interval.
 std::string fmt_ci(const MeanCi& c, int decimals = 3) {
   if (!std::isfinite(c.lo)) return format_number(c.mean, decimals);
@@ -645,15 +641,13 @@ std::map<std::string, InstabilityCurve> instability_of(const std::string& arch, 
   return into;
 }
 
-void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, HtmlReport& report) {
+void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
   ManipulationMasks masks(s.index);
-  std::vector<std::unique_ptr<Encoders>> all;
-  std::vector<EvalReport> evals;
   for (const std::string& arch : o.archs) {
-    all.push_back(std::make_unique<Encoders>(encoders(o, s, arch)));
-    Encoders& e = *all.back();
-    evals.push_back(evaluate_detector(e.det, s, o, "v_d (" + arch + ")"));
-    e.record["v_d"]["test"] = evals.back().to_json();
+    Encoders e = encoders(o, s, arch);
+    if (res.input_size == 0) res.input_size = e.det.input_size;
+    res.detectors.push_back(evaluate_detector(e.det, s, o, "v_d (" + arch + ")"));
+    e.record["v_d"]["test"] = res.detectors.back().to_json();
     for (const auto& [k, rec] : e.record.items()) res.models[k + " (" + arch + ")"] = rec;
     const std::vector<int64_t> faces =
         select_faces(s.index, o.compression, o.splits, faces_per_method(o), o.seed, known_to(e, s.index), res.explain_split);
@@ -673,7 +667,10 @@ void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, H
     res.instability = instability_of(arch, d, sr, t, res.instability);
     res.faces.insert(res.faces.end(), explained.begin(), explained.end());
   }
+}
 
+void render_h1(const HypothesisOptions& o, const Setup& s, const HypothesisResult& res, HtmlReport& report) {
+  ManipulationMasks masks(s.index);
   const bool have_masks = std::any_of(res.q_table.begin(), res.q_table.end(), [](const QRow& r) { return std::isfinite(r.mask_lift); });
   write_text(o.out + "/h1_q.csv", q_csv(res.q_table));
   write_text(o.out + "/instability.csv", instability_csv(res.instability));
@@ -711,12 +708,12 @@ void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, H
                      "generator's manipulation mask, against the mask's share of the image (lift = ratio; 1 = blind to "
                      "the mask).");
   report.heading("Examples (Fig. 3)");
-  add_face_panels(report, res.faces, s.index, all.front()->det.input_size, o.grid, 5 * o.archs.size(), &masks);
+  add_face_panels(report, res.faces, s.index, res.input_size, o.grid, 5 * o.archs.size(), &masks);
   report.heading("Instability against T (Fig. 3, left)");
   add_instability(report, res.instability);
   report.heading("Detectors on the test split");
   std::vector<std::pair<std::string, const EvalReport*>> named;
-  for (const EvalReport& r : evals) named.emplace_back(r.model, &r);
+  for (const EvalReport& r : res.detectors) named.emplace_back(r.model, &r);
   report.table(eval_table(named), "ACC/AUC in %");
   add_models(report, res.models);
 }
@@ -732,7 +729,7 @@ int h2_identities(const HypothesisOptions& o, const io::FaceIndex& index) {
   return std::max(2, std::min(40, 2 * (pairs / 2)));
 }
 
-void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, HtmlReport& report) {
+void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
   const std::string arch = o.archs.front();
   // v_s, v_t as for H1; v_d is the paired or the unpaired detector, and H1's v_d (all of the train
   // split) is the baseline both are compared with
@@ -812,6 +809,11 @@ void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, H
     res.instability = instability_of(arch, d[0], sr, t);
     res.instability["v_d unpaired (" + arch + ")"] = average_instability_curves(d[1].curves);
   }
+  res.input_size = e.source.input_size;
+}
+
+void render_h2(const HypothesisOptions& o, const Setup& s, const HypothesisResult& res, HtmlReport& report) {
+  const std::string arch = o.archs.front();
 
   const std::vector<std::pair<std::string, const EvalReport*>> evals = {
       {"paired", &res.h2_paired}, {"unpaired", &res.h2_unpaired}, {"all train data", &res.h2_all}};
@@ -881,11 +883,11 @@ void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, H
   }
   report.table(q_table_rows(res.h2_q, false), "Q per method (the backbone column names the detector)");
   report.heading("Examples");
-  add_face_panels(report, res.faces, s.index, e.source.input_size, o.grid, 10);
+  add_face_panels(report, res.faces, s.index, res.input_size, o.grid, 10);
   add_models(report, res.models);
 }
 
-void run_h3(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, HtmlReport& report) {
+void run_h3(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
   // (method, video_id, frame) -> frame index, per compression
   std::map<std::string, std::map<std::string, int64_t>> at;
   auto key = [&](int64_t f) {
@@ -969,6 +971,9 @@ void run_h3(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, H
   });
   // "all" last within each backbone
   std::stable_partition(res.deltas.begin(), res.deltas.end(), [](const auto& r) { return r.method != "all"; });
+}
+
+void render_h3(const HypothesisOptions& o, const Setup& s, const HypothesisResult& res, HtmlReport& report) {
   {
     std::ostringstream c;
     c << "arch,model,method,faces,cos_c23,cos_c40,delta,delta_sd\n";
@@ -989,7 +994,9 @@ void run_h3(const HypothesisOptions& o, const Setup& s, HypothesisResult& res, H
     MeanCi d[3];
     for (const auto& r : res.deltas)
       if (r.arch == arch && r.method == "all") d[r.model == "v_d" ? 0 : r.model == "v_s" ? 1 : 2] = r.delta_ci;
-    const auto& [gs, gt] = res.delta_gaps[arch];
+    const auto gap = res.delta_gaps.find(arch);
+    if (gap == res.delta_gaps.end()) continue;
+    const auto& [gs, gt] = gap->second;
     const Verdict v = both(above_zero(gs), above_zero(gt));
     overall = both(overall, v);
     f << arch << " (" << d[0].n << " faces): delta v_d " << fmt_ci(d[0]) << ", v_s " << fmt_ci(d[1]) << ", v_t "
@@ -1182,10 +1189,14 @@ HypothesisResult run_hypothesis(const HypothesisOptions& o) {
   res.out = o.out;
   HtmlReport report("fstm hypothesis " + std::to_string(o.hypothesis));
   report.heading(hypothesis_title(o.hypothesis), 1);
-  if (o.hypothesis == 1) run_h1(o, s, res, report);
-  if (o.hypothesis == 2) run_h2(o, s, res, report);
-  if (o.hypothesis == 3) run_h3(o, s, res, report);
+  // compute, then render: the result holds every number the CSV, JSON and HTML show
+  if (o.hypothesis == 1) run_h1(o, s, res);
+  if (o.hypothesis == 2) run_h2(o, s, res);
+  if (o.hypothesis == 3) run_h3(o, s, res);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (o.hypothesis == 1) render_h1(o, s, res, report);
+  if (o.hypothesis == 2) render_h2(o, s, res, report);
+  if (o.hypothesis == 3) render_h3(o, s, res, report);
   report.paragraph("Run time " + ProgressBar::format_duration(res.seconds) + ". Tables as CSV and everything (maps "
                    "included) as JSON next to this file.");
   io::write_file_atomic(o.out + "/results.json", res.to_json().dump(1) + "\n");

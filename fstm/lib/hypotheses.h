@@ -116,7 +116,9 @@ struct HypothesisResult {
   std::string index, out, explain_split;
   nlohmann::json models;  // what was trained or loaded: paths, descriptions, test metrics
   double seconds = 0;
+  int input_size = 0;     // the models' input side (the report's face panels)
   // H1
+  std::vector<EvalReport> detectors;  // v_d of each backbone on the test split
   std::vector<QRow> q_table;
   std::vector<ExplainedFace> faces;
   std::map<std::string, InstabilityCurve> instability;  // "v_d (resnet18)" -> curve
