@@ -16,6 +16,8 @@ Command make_demo_command() {
     bool quick = false, progress = true;
     int threads = 0;
     uint64_t seed = 0;
+    int explain_faces = 0, explain_grid = 0;  // 0: the demo's setting
+    int64_t explain_samples = 0;
   };
   auto f = std::make_shared<Flags>();
   Command c;
@@ -28,6 +30,13 @@ Command make_demo_command() {
     s->add_option("--threads", f->threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
     s->add_option("--seed", f->seed, "Seed of the data, the training and the explanations")->capture_default_str();
     s->add_flag("--progress,!--no-progress", f->progress, "Progress bars and step messages on stderr");
+    s->add_option("--explain-faces", f->explain_faces,
+                  "Test fakes explained (default 6; 30 or more for intervals a reader can rely on; the training is reused)")
+        ->check(CLI::PositiveNumber);
+    s->add_option("--explain-grid", f->explain_grid, "L of the L x L Shapley grid (default 8; the paper: 16)")
+        ->check(CLI::Range(2, 32));
+    s->add_option("--explain-samples", f->explain_samples, "T, permutations per map (default 16; the paper: >= 100)")
+        ->check(CLI::PositiveNumber);
     return s;
   };
   c.run = [f] {
@@ -36,14 +45,17 @@ Command make_demo_command() {
     o.threads = f->threads;
     o.seed = f->seed;
     o.progress = f->progress;
+    if (f->explain_faces > 0) o.explain_faces = f->explain_faces;
+    if (f->explain_grid > 0) o.explain_grid = f->explain_grid;
+    if (f->explain_samples > 0) o.explain_samples = f->explain_samples;
     install_stop_handlers();
     o.stop = &stop_signal();
     const nlohmann::json s = demo_settings_json(o);
     std::cout << "fstm demo" << (o.quick ? " --quick" : "") << ": " << o.data.identities << " identities, "
               << o.data.frames << " frames of " << o.data.video_size << "x" << o.data.video_size << " per video, "
               << o.data.faces_per_video << " faces of " << o.data.face_size << "x" << o.data.face_size
-              << " per video; ResNet-18 epochs v_d " << o.epochs_det << ", FST " << o.epochs_fst << ", v_s/v_t "
-              << o.epochs_encoders << " (AdamW lr " << o.lr << ", " << o.schedule << ", batch " << o.batch
+              << " per video; ResNet-18 epochs v_d " << o.epochs_det << ", FST " << o.epochs_fst << ", v_s "
+              << o.epochs_encoders << ", v_t " << o.epochs_target << " (AdamW lr " << o.lr << ", " << o.schedule << ", batch " << o.batch
               << "); explain " << o.explain_faces << " faces, " << o.explain_grid << "x" << o.explain_grid << " grid, "
               << o.explain_samples << " permutations -> " << o.out << "/\n"
               << std::flush;

@@ -98,7 +98,7 @@ TrainOptions train_options(const DemoOptions& o, const std::string& model, const
     // frames of every split and have no validation split (the val identities are not classes of
     // a train-split head either). Their accuracy is then measured on the test split, where the
     // c23/c40 frames are unseen.
-    t.epochs = o.epochs_encoders;
+    t.epochs = model == "target" ? o.epochs_target : o.epochs_encoders;
     t.train_split = "all";
     t.val_split = "";
   }
@@ -425,9 +425,10 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
   r.table({{"setting", "value"},
            {"resolution (video / face)", std::to_string(s["data"]["video_size"].get<int>()) + " / " +
                                              std::to_string(s["data"]["face_size"].get<int>()) + " px"},
-           {"epochs v_d / FST / v_s, v_t", std::to_string(s["epochs_det"].get<int>()) + " / " +
-                                               std::to_string(s["epochs_fst"].get<int>()) + " / " +
-                                               std::to_string(s["epochs_encoders"].get<int>())},
+           {"epochs v_d / FST / v_s / v_t", std::to_string(s["epochs_det"].get<int>()) + " / " +
+                                                 std::to_string(s["epochs_fst"].get<int>()) + " / " +
+                                                 std::to_string(s["epochs_encoders"].get<int>()) + " / " +
+                                                 std::to_string(s.value("epochs_target", s["epochs_encoders"].get<int>()))},
            {"warm-up epochs", format_number(s["warmup_epochs"].get<double>(), 2)},
            {"evaluated checkpoint", "best validation AUC (best.safetensors) for v_d and FST; last for v_s, v_t"},
            {"explanations", std::to_string(s["explain_faces"].get<int>()) + " test fakes, " +
@@ -558,7 +559,14 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
            {"v_d: v(input) / v(baseline)", ci(x["v_input"]) + " / " + ci(x["v_baseline"]),
             "the fake logit on the face and on the all-black image; the map sums to their difference"}},
           "");
+  // every face is in metrics.json; the report pictures the first ones (one per method, round robin)
+  constexpr size_t kPictured = 10;
+  if (x["per_face"].size() > kPictured)
+    r.paragraph("The first " + std::to_string(kPictured) + " of the " + std::to_string(x["per_face"].size()) +
+                " faces; every face's numbers are in metrics.json (explain.per_face).");
+  size_t pictured = 0;
   for (const json& f : x["per_face"]) {
+    if (pictured++ == kPictured) break;
     const std::string stem = f["stem"].get<std::string>();
     r.heading(f["method"].get<std::string>() + " " + f["video"].get<std::string>() + " frame " +
                   std::to_string(f["frame"].get<int64_t>()) + ": Q " + pct(f["q_eq1"]) + ", delta v_d " +
@@ -594,7 +602,7 @@ DemoOptions demo_options(bool quick) {
   o.data.video_size = 64;
   o.data.face_size = 32;
   o.data.faces_per_video = 2;
-  o.epochs_det = o.epochs_fst = o.epochs_encoders = 1;
+  o.epochs_det = o.epochs_fst = o.epochs_encoders = o.epochs_target = 1;
   o.batch = 16;
   o.warmup_epochs = 0;
   o.fst_hidden = 32;
@@ -615,6 +623,7 @@ json demo_settings_json(const DemoOptions& o) {
           {"epochs_det", o.epochs_det},
           {"epochs_fst", o.epochs_fst},
           {"epochs_encoders", o.epochs_encoders},
+          {"epochs_target", o.epochs_target},
           {"batch", o.batch},
           {"lr", o.lr},
           {"schedule", o.schedule},
@@ -630,7 +639,8 @@ DemoResult run_demo(const DemoOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   DemoOptions o = options;
   FSTM_CHECK(!o.out.empty(), "demo: give an output folder (--out DIR)");
-  FSTM_CHECK(o.epochs_det >= 1 && o.epochs_fst >= 1 && o.epochs_encoders >= 1, "demo: epochs must be >= 1");
+  FSTM_CHECK(o.epochs_det >= 1 && o.epochs_fst >= 1 && o.epochs_encoders >= 1 && o.epochs_target >= 1,
+             "demo: epochs must be >= 1");
   FSTM_CHECK(o.explain_faces >= 1 && o.explain_grid >= 2 && o.explain_samples >= 1,
              "demo: explain at least 1 face on a grid of at least 2 with at least 1 sample");
   std::error_code ec;
