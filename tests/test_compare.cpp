@@ -53,8 +53,13 @@ TEST(CompareCommand, QuickSlow) {
   for (const auto& run : j["runs"])
     mean += (run["model"] == "fst" ? 0.5 : -0.5) * run["tests"]["c40"]["auc"].get<double>();
   EXPECT_NEAR(v["mean"].get<double>(), mean, 1e-9);
+  // two seeds: the interval is mean +- 12.706 * sd / sqrt(2), and the verdict follows from it
+  const double half = 12.706 * v["sd"].get<double>() / std::sqrt(2.0);
+  EXPECT_NEAR(v["ci95"][0].get<double>(), mean - half, 1e-6);
+  const std::string verdict = v["verdict"];
+  EXPECT_EQ(verdict, mean - half > 0 ? "FST better" : mean + half < 0 ? "v_d better" : "no difference shown");
   const std::string html = test::read_text(dir + "/report.html");
-  for (const char* s : {"Table 4", "FST - v_d", "Why: the mechanism, measured", "interaction share"})
+  for (const char* s : {"Table 4", "FST - v_d", "95% interval", "Why: the mechanism, measured", "interaction share"})
     EXPECT_NE(html.find(s), std::string::npos) << s;
   EXPECT_NE(test::read_text(dir + "/compare.csv").find("model,train_compression,test_compression,seed"), std::string::npos);
 

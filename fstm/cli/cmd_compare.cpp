@@ -70,7 +70,7 @@ Command make_compare_command() {
     for (const CompareVerdict& v : r.verdicts) {
       std::cout << "compare " << v.compression << ": FST - v_d frame AUC " << v.mean;
       if (v.auc_difference.size() > 1) std::cout << " +- " << v.sd;
-      std::cout << " over " << v.auc_difference.size() << " seeds\n";
+      std::cout << " over " << v.auc_difference.size() << " seeds: " << v.verdict << "\n";
     }
     std::cout << "compare: " << r.out << "/report.html (results.json, compare.csv) in "
               << ProgressBar::format_duration(r.seconds) << "\n";

@@ -86,7 +86,10 @@ struct CompareVerdict {
   std::string compression;
   std::vector<double> auc_difference;  // per seed
   double mean = 0, sd = 0;
+  double lo = NAN, hi = NAN;           // 95% interval of the mean difference (Student t over the seeds)
   bool fst_at_least_vd = false;        // mean difference >= 0
+  // "FST better" (lo > 0), "v_d better" (hi < 0), else "no difference shown"
+  std::string verdict;
 };
 
 struct CompareResult {

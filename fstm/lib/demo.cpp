@@ -99,6 +99,9 @@ TrainOptions train_options(const DemoOptions& o, const std::string& model, const
     // a train-split head either). Their accuracy is then measured on the test split, where the
     // c23/c40 frames are unseen.
     t.epochs = model == "target" ? o.epochs_target : o.epochs_encoders;
+    // v_t sees a face's own identity only on its real frames and other identities (the donors) on
+    // every swap of it: oversampling the reals balances "this head is A" against "this inner face is B".
+    if (model == "target") t.balance = "oversample";
     t.train_split = "all";
     t.val_split = "";
   }
