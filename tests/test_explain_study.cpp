@@ -156,6 +156,11 @@ TEST(ExplainStudy, SummaryBeatsControlsOnlyWithSeparatedIntervals) {
   faces[0].control_lift["gaussian"] = 5;  // an interval now reaching v_d's
   EXPECT_FALSE(summarize_study(faces).beats_controls());
   EXPECT_NEAR(summarize_study(faces).lift_over_ceiling.mean, (3.15) / 6, 1e-12);
+  faces[1].identity_lift["target"] = 2;
+  faces[2].identity_lift["target"] = 4;
+  const StudySummary s = summarize_study(faces);
+  EXPECT_EQ(s.identity_lift.at("target").n, 2);  // faces without the value are left out
+  EXPECT_DOUBLE_EQ(s.identity_lift.at("target").mean, 3.0);
 }
 
 }  // namespace

@@ -193,6 +193,7 @@ json summary_json(const StudySummary& s) {
           {"lift_ceiling", ci_json(s.lift_ceiling)},
           {"control_lift", ci_map_json(s.control_lift)},
           {"baseline_lift", ci_map_json(s.baseline_lift)},
+          {"identity_lift", ci_map_json(s.identity_lift)},
           {"beats_controls", s.beats_controls()},
           {"margin_fake", ci_json(s.margin_fake)},
           {"margin_replaced", ci_json(s.margin_replaced)},
@@ -297,6 +298,8 @@ FaceStudy study_face(StudyModels& s, const StudyFace& face, const io::FaceIndex&
     const Tensor pristine = io::image_to_tensor(truth.pristine, norm);
     st.det = manipulation_faithfulness(phi["det"]["raw"], g, truth.mask);
     st.baseline_lift["black"] = st.det.lift;
+    for (const char* name : {"source", "target"})
+      st.identity_lift[name] = manipulation_faithfulness(phi[name]["raw"], g, truth.mask).lift;
     st.baseline_lift["mean-colour"] = manipulation_faithfulness(explain(*s.det_grey, x, 1).phi, g, truth.mask).lift;
     st.baseline_lift["pristine"] =
         manipulation_faithfulness(explain(*s.det_pristine, x, 1, pristine).phi, g, truth.mask).lift;
@@ -555,6 +558,11 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
   r.heading("Q and delta", 3);
   r.table({{"metric", "mean [95% CI]", "what it says"},
            {"Q (Eq. 1)", ci(x["q_eq1"]), "> 0: v_d relies on cells outside the identity encoders' top cells"},
+           {"v_s / v_t lift over the mask", ci(x.value("identity_lift", json::object()).value("source", json(nullptr))) +
+                                                " / " +
+                                                ci(x.value("identity_lift", json::object()).value("target", json(nullptr))),
+            "where the identity evidence lies: above 1, inside the manipulated region, where a faithful v_d looks "
+            "too, which pulls Q below 0"},
            {"Q (authors' code: relu, / L^2)", ci(x["q_authors"]), "the same, as the released code computes it"},
            {"delta v_d", ci(x["delta"]["det"]), "mean cosine of the c23/c40 maps with the raw map"},
            {"delta v_s", ci(x["delta"]["source"]), ""},

@@ -145,6 +145,7 @@ StudySummary summarize_study(const std::vector<FaceStudy>& faces) {
   s.delta = over_keys(faces, &FaceStudy::delta);
   s.control_lift = over_keys(faces, &FaceStudy::control_lift);
   s.baseline_lift = over_keys(faces, &FaceStudy::baseline_lift);
+  s.identity_lift = over_keys(faces, &FaceStudy::identity_lift);
   s.lift = over(faces, [](const FaceStudy& f) { return f.det.lift; });
   s.lift_over_ceiling = over(faces, [](const FaceStudy& f) { return f.det.lift / f.det.lift_ceiling; });
   s.share_inside = over(faces, [](const FaceStudy& f) { return f.det.positive_share_inside; });

@@ -60,6 +60,10 @@ struct FaceStudy {
   Faithfulness det;                               // v_d under the black baseline
   std::map<std::string, double> control_lift;     // "difference", "random_init", "gaussian"
   std::map<std::string, double> baseline_lift;    // "black", "mean-colour", "pristine"
+  // the identity encoders' maps against the same mask ("source", "target"): where identity evidence
+  // lies relative to the manipulation. Q (Eq. 1) compares v_d's map with these maps' top cells, so
+  // when they lie inside the mask too, a v_d faithful to the mask gets Q < 0.
+  std::map<std::string, double> identity_lift;
   double margin_fake = 0, margin_replaced = 0, margin_pristine = 0;
   double v_input = 0, v_baseline = 0;             // v_d's fake logit on the face and on the black baseline
 };
@@ -68,7 +72,7 @@ struct FaceStudy {
 struct StudySummary {
   int faces = 0;
   MeanCi q_eq1, q_authors;
-  std::map<std::string, MeanCi> delta, control_lift, baseline_lift;
+  std::map<std::string, MeanCi> delta, control_lift, baseline_lift, identity_lift;
   MeanCi lift, lift_over_ceiling, share_inside, area_share, lift_ceiling;
   MeanCi margin_fake, margin_replaced, margin_pristine, v_input, v_baseline;
   // v_d's lift beats every control: its CI lies above each control's CI.
