@@ -62,6 +62,8 @@ TEST(Demo, QuickRunWritesMetricsAndReportThenReusesEverythingSlow) {
       ASSERT_TRUE(m[model].contains(c)) << where;
       expect_fraction(m[model][c]["acc"], where + ".acc");
       expect_fraction(m[model][c]["balanced_acc"], where + ".balanced_acc");
+      expect_fraction(m[model][c]["acc_val_threshold"], where + ".acc_val_threshold");  // chosen on val
+      expect_fraction(m[model][c]["balanced_acc_val_threshold"], where + ".balanced_acc_val_threshold");
       expect_fraction(m[model][c]["auc"], where + ".auc");
       expect_fraction(m[model][c]["video_auc"], where + ".video_auc");
       EXPECT_GT(m[model][c]["real_frames"].get<int64_t>(), 0) << where;
@@ -97,6 +99,7 @@ TEST(Demo, QuickRunWritesMetricsAndReportThenReusesEverythingSlow) {
   // the generator's masks and pristine frames are reachable: faithfulness, controls and the margins
   for (const char* k : {"lift", "lift_ceiling", "margin_fake", "margin_replaced", "margin_pristine"}) expect_ci(x[k], k);
   for (const char* k : {"difference", "random_init", "gaussian"}) expect_ci(x["control_lift"][k], k);
+  for (const char* k : {"source", "target"}) expect_ci(x["identity_lift"][k], std::string("identity lift ") + k);
   for (const char* k : {"black", "mean-colour", "pristine"}) expect_ci(x["baseline_lift"][k], k);
   EXPECT_TRUE(x["beats_controls"].is_boolean());
   EXPECT_EQ(x["per_face"][0]["phi"]["det"]["raw"].size(), 16u);  // 4x4 grid
