@@ -689,7 +689,17 @@ void render_h1(const HypothesisOptions& o, const Setup& s, const HypothesisResul
   }
   Verdict overall = verdicts.empty() ? Verdict::undecided : verdicts.front();
   for (Verdict v : verdicts) overall = both(overall, v);
-  f << "H1 is " << verdict_text(overall) << " on this data.";
+  f << "H1 is " << verdict_text(overall) << " on this data";
+  // the two variants can point opposite ways: say so rather than let one of them decide silently
+  bool split = false;
+  for (const QRow& r : res.q_table)
+    if (r.method == "all") {
+      const Verdict a = above_zero(r.q_eq1_ci), b = above_zero(r.q_authors_ci);
+      split = split || (a == Verdict::holds && b == Verdict::refuted) || (a == Verdict::refuted && b == Verdict::holds);
+    }
+  f << (split ? " by one variant of Q and supported by the other: the variants disagree in sign (Eq. 1 weighs each "
+                "side by its own cell count, the authors' code divides both sums by L^2 after a ReLU)."
+              : ".");
   report.note(f.str());
   std::vector<double> inst[3];
   for (const ExplainedFace& e : res.faces)
