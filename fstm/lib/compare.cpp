@@ -29,16 +29,6 @@ const char* model_label(const std::string& m) { return m == "det" ? "v_d" : "FST
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-std::pair<double, double> mean_sd(const std::vector<double>& v) {
-  if (v.empty()) return {NAN, NAN};
-  double m = 0;
-  for (double x : v) m += x / double(v.size());
-  if (v.size() < 2) return {m, NAN};
-  double ss = 0;
-  for (double x : v) ss += (x - m) * (x - m);
-  return {m, std::sqrt(ss / double(v.size() - 1))};
-}
-
 void validate(const CompareOptions& o) {
   FSTM_CHECK(!o.out.empty(), "compare: give an output folder (--out)");
   FSTM_CHECK(!o.compressions.empty(), "compare: give at least one compression (--compressions)");
@@ -49,15 +39,10 @@ void validate(const CompareOptions& o) {
 }
 
 std::string prepare_index(const CompareOptions& o, const std::string& work) {
-  if (!o.data.empty()) {
-    FSTM_CHECK(fs::exists(o.data), o.data,
-               ": no such face index (write one with fstm extract, or leave --data out for the synthetic default)");
-    return o.data;
-  }
   SyntheticFacesOptions so = o.synthetic;
   so.progress = o.progress;
   so.stop = o.stop;
-  return prepare_synthetic_faces(so, (fs::path(work) / "synthetic").string()).index;
+  return face_index_or_synthetic(o.data, so, work);
 }
 
 // The same settings for both models: only `model` differs.
@@ -301,7 +286,14 @@ void report_diagnostics(HtmlReport& h, const CompareResult& r) {
       for (const auto& [m, a] : run.tests.at(run.train_compression).auc_per_method) per[run.train_compression][m].push_back(a);
   for (const auto& [c, by] : per) {
     std::vector<std::string> row = {c};
-    for (const std::string& m : methods) row.push_back(by.count(m) ? pm(mean_sd(by.at(m)).first, mean_sd(by.at(m)).second) : "-");
+    for (const std::string& m : methods) {
+      if (!by.count(m)) {
+        row.push_back("-");
+        continue;
+      }
+      const auto [mean, sd] = mean_sd(by.at(m));
+      row.push_back(pm(mean, sd));
+    }
     am.push_back(row);
   }
   h.table(am, "v_d's frame AUC per manipulation method (how much of each artifact survives the compression), "
@@ -326,11 +318,7 @@ std::string finding(const CompareResult& r) {
 }  // namespace
 
 CompareOptions CompareOptions::quick(CompareOptions o) {
-  o.synthetic.identities = 12;
-  o.synthetic.frames = 4;
-  o.synthetic.video_size = 64;
-  o.synthetic.face_size = 32;
-  o.synthetic.faces_per_video = 2;
+  make_tiny(o.synthetic, 12);
   o.compressions = {"c40"};
   o.seeds = 2;
   o.epochs = 1;

@@ -608,11 +608,7 @@ DemoOptions demo_options(bool quick) {
   DemoOptions o;
   o.quick = quick;
   if (!quick) return o;
-  o.data.identities = 6;
-  o.data.frames = 4;
-  o.data.video_size = 64;
-  o.data.face_size = 32;
-  o.data.faces_per_video = 2;
+  make_tiny(o.data, 6);
   o.epochs_det = o.epochs_fst = o.epochs_encoders = o.epochs_target = 1;
   o.batch = 16;
   o.warmup_epochs = 0;

@@ -30,19 +30,6 @@ namespace fs = std::filesystem;
 
 // ---- small statistics ---------------------------------------------------------------------------
 
-// Mean and sample standard deviation of the finite values (NaN when there are none / fewer than 2).
-std::pair<double, double> mean_sd(const std::vector<double>& values) {
-  double sum = 0;
-  int n = 0;
-  for (double v : values)
-    if (std::isfinite(v)) sum += v, ++n;
-  if (n == 0) return {NAN, NAN};
-  const double mean = sum / n;
-  double ss = 0;
-  for (double v : values)
-    if (std::isfinite(v)) ss += (v - mean) * (v - mean);
-  return {mean, n > 1 ? std::sqrt(ss / (n - 1)) : NAN};
-}
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
@@ -75,17 +62,11 @@ struct Setup {
 Setup prepare_data(const HypothesisOptions& o) {
   Setup s;
   s.work = o.work.empty() ? (fs::path(o.out) / "work").string() : o.work;
-  if (o.data.empty()) {
-    SyntheticFacesOptions so = o.synthetic;
-    so.progress = o.progress;
-    so.stop = o.stop;
-    s.index_path = prepare_synthetic_faces(so, (fs::path(s.work) / "synthetic").string()).index;
-    s.synthetic = true;
-  } else {
-    FSTM_CHECK(fs::exists(o.data), o.data,
-               ": no such face index (write one with fstm extract, or leave --data out for the synthetic default)");
-    s.index_path = o.data;
-  }
+  SyntheticFacesOptions so = o.synthetic;
+  so.progress = o.progress;
+  so.stop = o.stop;
+  s.index_path = face_index_or_synthetic(o.data, so, s.work);
+  s.synthetic = o.data.empty();
   s.index = io::FaceIndex::load(s.index_path);
   FSTM_CHECK(!s.index.frames.empty(), s.index_path, ": the face index has no frames");
   return s;
@@ -1030,11 +1011,7 @@ void render_h3(const HypothesisOptions& o, const Setup& s, const HypothesisResul
 }  // namespace
 
 HypothesisOptions HypothesisOptions::quick(HypothesisOptions o) {
-  o.synthetic.identities = 16;
-  o.synthetic.frames = 4;
-  o.synthetic.video_size = 64;
-  o.synthetic.face_size = 32;
-  o.synthetic.faces_per_video = 2;
+  make_tiny(o.synthetic, 16);
   o.epochs = 1;
   o.train_batch = 16;
   o.grid = 4;

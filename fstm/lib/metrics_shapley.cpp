@@ -235,6 +235,19 @@ double t_quantile_975(int dof) {
 }
 }  // namespace
 
+std::pair<double, double> mean_sd(const std::vector<double>& values) {
+  double sum = 0;
+  int n = 0;
+  for (double v : values)
+    if (std::isfinite(v)) sum += v, ++n;
+  if (n == 0) return {kNaN, kNaN};
+  const double mean = sum / n;
+  double ss = 0;
+  for (double v : values)
+    if (std::isfinite(v)) ss += (v - mean) * (v - mean);
+  return {mean, n > 1 ? std::sqrt(ss / (n - 1)) : kNaN};
+}
+
 MeanCi mean_ci95(const std::vector<double>& values) {
   MeanCi r;
   double sum = 0;

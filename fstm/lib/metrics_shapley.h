@@ -5,6 +5,7 @@
 // compare; instability, cosine and delta are scale-free anyway.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "fstm/lib/masking.h"
@@ -98,5 +99,8 @@ struct MeanCi {
   bool overlaps(const MeanCi& o) const { return !(hi < o.lo || o.hi < lo); }
 };
 MeanCi mean_ci95(const std::vector<double>& values);
+// Mean and sample standard deviation of the finite values, as mean_ci95 counts them (NaN when there
+// are none; the SD is NaN with fewer than 2).
+std::pair<double, double> mean_sd(const std::vector<double>& values);
 
 }  // namespace fstm

@@ -99,6 +99,22 @@ void remove_run(const fs::path& dir) {
 
 }  // namespace
 
+std::string face_index_or_synthetic(const std::string& data, const SyntheticFacesOptions& synthetic,
+                                    const std::string& work) {
+  if (data.empty()) return prepare_synthetic_faces(synthetic, (fs::path(work) / "synthetic").string()).index;
+  FSTM_CHECK(fs::exists(data), data,
+             ": no such face index (write one with fstm extract, or leave --data out for the synthetic default)");
+  return data;
+}
+
+void make_tiny(SyntheticFacesOptions& o, int identities) {
+  o.identities = identities;
+  o.frames = 4;
+  o.video_size = 64;
+  o.face_size = 32;
+  o.faces_per_video = 2;
+}
+
 nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& o) {
   return {{"identities", o.identities},     {"frames", o.frames},
           {"video_size", o.video_size},     {"face_size", o.face_size},

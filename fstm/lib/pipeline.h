@@ -48,8 +48,16 @@ class Interrupted : public Error {
 // deleted before it is redone, so it must have a record).
 SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, const std::string& dir);
 
+// The face index an experiment runs on: `data` when given (it must exist), else the synthetic
+// default made (or reused) under WORK/synthetic with `synthetic`'s sizes, progress and stop.
+std::string face_index_or_synthetic(const std::string& data, const SyntheticFacesOptions& synthetic,
+                                    const std::string& work);
+
 // The settings that decide a synthetic data set (for records and reports).
 nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& options);
+// The tiny data of the commands' --quick modes (tests): `identities` identities, 4 frames of 64 px
+// per video, 2 faces of 32 px per video; the other fields are left as they are.
+void make_tiny(SyntheticFacesOptions& options, int identities);
 
 // train(options) unless options.out already holds a finished run with the same configuration, in
 // which case it returns that run's result without training; an unfinished run is resumed.
