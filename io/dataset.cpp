@@ -164,7 +164,18 @@ ScanResult scan_ffpp(const std::string& root, const ScanOptions& options) {
 
 // ==== the index ===================================================================================
 
-std::string FaceIndex::png_path(const IndexFrame& f) const { return (fs::path(root) / f.png).string(); }
+std::string mask_video_path(const std::string& root, const std::string& method, const std::string& video_id) {
+  return (fs::path(root) / "manipulated_sequences" / method / "masks" / "videos" / (video_id + ".mp4")).string();
+}
+
+std::string pristine_video_path(const std::string& root, Compression compression, const std::string& source_id) {
+  return (fs::path(root) / "original_sequences" / "youtube" / compression_name(compression) / "videos" /
+          (source_id + ".mp4"))
+      .string();
+}
+
+std::string FaceIndex::png_path(const IndexFrame& f) const { return path_of(f.png); }
+std::string FaceIndex::path_of(const std::string& relative) const { return (fs::path(root) / relative).string(); }
 
 int64_t FaceIndex::skipped_videos() const {
   return std::count_if(skipped.begin(), skipped.end(), [](const SkipRecord& s) { return s.frame < 0; });
@@ -204,8 +215,11 @@ void FaceIndex::save(const std::string& path) {
   const fs::path new_root = p.parent_path();
   if (!root.empty() && fs::path(root).lexically_normal() != new_root.lexically_normal()) {
     // saved somewhere else (a subset): keep the PNG paths pointing at the same files
+    auto moved = [&](std::string& rel) {
+      if (!rel.empty()) rel = (fs::path(root) / rel).lexically_normal().lexically_relative(new_root).generic_string();
+    };
     for (IndexFrame& f : frames)
-      f.png = (fs::path(root) / f.png).lexically_normal().lexically_relative(new_root).generic_string();
+      for (std::string* rel : {&f.png, &f.mask_png, &f.pristine_png}) moved(*rel);
   }
   root = new_root.string();
   json j;
@@ -254,6 +268,8 @@ void FaceIndex::save(const std::string& path) {
       for (const Point2& q : f.points) pts.push_back({tidy(q.x), tidy(q.y)});
       jf["points"] = pts;
     }
+    if (!f.mask_png.empty()) jf["mask_png"] = f.mask_png;
+    if (!f.pristine_png.empty()) jf["pristine_png"] = f.pristine_png;
     vids[size_t(f.video)]["frames"].push_back(std::move(jf));
   }
   j["videos"] = std::move(vids);
@@ -335,6 +351,8 @@ FaceIndex FaceIndex::load(const std::string& path) {
           for (int i = 0; i < 5; ++i) fr.points[size_t(i)] = {pts[size_t(i)].at(0).get<float>(), pts[size_t(i)].at(1).get<float>()};
           fr.has_points = true;
         }
+        fr.mask_png = f.value("mask_png", "");
+        fr.pristine_png = f.value("pristine_png", "");
         ix.frames.push_back(std::move(fr));
       }
       ix.videos.push_back(std::move(iv));

@@ -122,7 +122,17 @@ struct IndexFrame {
   std::string png;    // relative to FaceIndex::root
   bool has_points = false;
   FivePoints points{};
+  // A fake's ground truth, aligned exactly like `png` by fstm extract when the tree has it (the
+  // synthetic data does; FF++ ships the masks): the method's mask frame and the pristine frame (the
+  // source video's frame at the same compression). Relative to FaceIndex::root; "" when absent.
+  std::string mask_png, pristine_png;
 };
+
+// Where an FF++ tree keeps a fake's ground truth: the method's mask video
+// (manipulated_sequences/<method>/masks/videos/<video_id>.mp4) and its pristine counterpart, the
+// source's real video at the same compression (original_sequences/youtube/<c>/videos/<source_id>.mp4).
+std::string mask_video_path(const std::string& root, const std::string& method, const std::string& video_id);
+std::string pristine_video_path(const std::string& root, Compression compression, const std::string& source_id);
 
 struct FaceIndex {
   std::string root;  // folder the png paths are relative to (set by load/save)
@@ -136,6 +146,7 @@ struct FaceIndex {
   static FaceIndex load(const std::string& path);  // throws naming the file and the entry
   void save(const std::string& path);              // sets root to the file's folder
   std::string png_path(const IndexFrame& f) const;
+  std::string path_of(const std::string& relative) const;  // root / relative
   int64_t skipped_videos() const;
   int64_t skipped_frames() const;
 

@@ -42,6 +42,44 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A fake's ground-truth frames at the indices its faces come from: the mask video's and the
+// pristine video's (io/dataset.h). Empty when the tree lacks either, or for real videos. A bad
+// ground-truth video is recorded in `skipped` and the faces are extracted without it.
+struct TruthFrames {
+  std::vector<Image> mask, pristine;
+  bool present() const { return !mask.empty(); }
+};
+
+TruthFrames truth_frames(const std::string& root, const VideoEntry& v, const std::vector<int64_t>& idx,
+                         const std::vector<Image>& faces, std::vector<SkipRecord>& skipped) {
+  TruthFrames t;
+  if (v.det == 0) return t;
+  const std::string mask = mask_video_path(root, v.method, v.video_id);
+  const std::string pristine = pristine_video_path(root, v.compression, v.source_id);
+  if (!fs::exists(mask) || !fs::exists(pristine)) return t;
+  for (const auto& [path, frames] : {std::pair{mask, &t.mask}, std::pair{pristine, &t.pristine}}) {
+    try {
+      *frames = decode_video_frames_at(path, idx);
+      for (size_t k = 0; k < idx.size(); ++k)
+        FSTM_CHECK((*frames)[k].width == faces[k].width && (*frames)[k].height == faces[k].height, path, ": frame ",
+                   idx[k], " is ", (*frames)[k].width, "x", (*frames)[k].height, ", the fake's is ", faces[k].width,
+                   "x", faces[k].height);
+    } catch (const Error& e) {
+      skipped.push_back({path, -1, std::string("ground truth of ") + v.relative + " not written: " + e.what()});
+      return {};
+    }
+  }
+  return t;
+}
+
+// Writes image under `out` as `relative` (creating its folder) and returns `relative`.
+std::string save_under(const std::string& out, const std::string& relative, const Image& image) {
+  const fs::path path = fs::path(out) / relative;
+  fs::create_directories(path.parent_path());
+  save_image(image, path.string());
+  return relative;
+}
+
 }  // namespace
 
 ExtractReport extract_faces(const ExtractOptions& o) {
@@ -85,6 +123,7 @@ ExtractReport extract_faces(const ExtractOptions& o) {
       std::vector<Image> images = decode_video_frames(v.path, o.frames, &info, &idx);
       res.video.frame_count = info.frame_count;
       res.video.fps = info.fps;
+      const TruthFrames truth = o.ground_truth ? truth_frames(o.data, v, idx, images, res.skipped) : TruthFrames{};
       for (size_t k = 0; k < images.size(); ++k) {
         const Image& im = images[k];
         const int64_t fi = idx[k];
@@ -110,29 +149,29 @@ ExtractReport extract_faces(const ExtractOptions& o) {
             ld = e->landmark;
           }
           const FivePoints p5 = five_points(ld);
-          Image face;
-          Mat3 to_face;
-          if (o.align == "landmarks") {
-            face = align_face(im, p5, o.alignment, &to_face);
-          } else {
-            if (!box) {
-              if (ld.size() == 5) {
-                res.skipped.push_back({v.path, fi, "--align box needs 68/81 landmarks or the detector, '" + key +
-                                                       "' has 5 points"});
-                continue;
-              }
-              box = landmark_box(ld);
+          if (o.align == "box" && !box) {
+            if (ld.size() == 5) {
+              res.skipped.push_back({v.path, fi, "--align box needs 68/81 landmarks or the detector, '" + key +
+                                                     "' has 5 points"});
+              continue;
             }
-            face = crop_face(im, ffpp_crop(*box, im.width, im.height, o.box_enlarge), size, &to_face);
+            box = landmark_box(ld);
           }
+          // the face, and its ground truth placed exactly like it
+          Mat3 to_face;
+          auto place = [&](const Image& frame) {
+            if (o.align == "landmarks") return align_face(frame, p5, o.alignment, &to_face);
+            return crop_face(frame, ffpp_crop(*box, frame.width, frame.height, o.box_enlarge), size, &to_face);
+          };
           IndexFrame f;
           f.frame = fi;
-          f.png = key + ".png";
+          f.png = save_under(o.out, key + ".png", place(im));
           f.has_points = true;
           for (int p = 0; p < 5; ++p) f.points[size_t(p)] = to_face.apply(p5[size_t(p)]);
-          const fs::path png = fs::path(o.out) / f.png;
-          fs::create_directories(png.parent_path());
-          save_image(face, png.string());
+          if (truth.present()) {
+            f.mask_png = save_under(o.out, key + ".mask.png", place(truth.mask[k]));
+            f.pristine_png = save_under(o.out, key + ".pristine.png", place(truth.pristine[k]));
+          }
           res.frames.push_back(std::move(f));
         } catch (const Error& e) {
           res.skipped.push_back({v.path, fi, e.what()});

@@ -21,6 +21,9 @@ struct ExtractOptions {
   int detect_size = 0;    // dlib detection on frames scaled to this longer side (0 = full size)
   int jobs = 2;           // videos in parallel
   ScanOptions scan;
+  // For each fake whose tree has the mask video and the pristine source video (io/dataset.h), write
+  // them aligned like the face beside its PNG (X.mask.png, X.pristine.png) and name them in the index.
+  bool ground_truth = true;
   // Called after each video (from worker threads, serialised): done, total, and the problems met.
   std::function<void(int64_t done, int64_t total, const std::vector<SkipRecord>& problems)> on_video;
 };

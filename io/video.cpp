@@ -2,6 +2,7 @@
 // built on VideoReader/VideoWriter. Without FFmpeg the reader and writer throw a clear error.
 #include "io/video.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "fstm_build_config.h"
@@ -63,7 +64,37 @@ std::vector<int64_t> evenly_spaced(int64_t count, int n) {
   }
   return idx;
 }
+
+// Reads the whole video, keeping the frames at `wanted` (ascending); the others are skipped
+// without conversion. Returns the frames kept, fewer when the video ends first.
+std::vector<Image> read_frames(VideoReader& reader, const std::vector<int64_t>& wanted) {
+  std::vector<Image> frames;
+  frames.reserve(wanted.size());
+  size_t next = 0;
+  Image frame;
+  for (;;) {
+    const bool keep = next < wanted.size() && wanted[next] == reader.frames_read();
+    if (!reader.read(keep ? &frame : nullptr)) break;
+    if (keep) {
+      frames.push_back(std::move(frame));
+      ++next;
+    }
+  }
+  return frames;
+}
 }  // namespace
+
+std::vector<Image> decode_video_frames_at(const std::string& path, const std::vector<int64_t>& indices) {
+  FSTM_CHECK(std::is_sorted(indices.begin(), indices.end()) &&
+                 std::adjacent_find(indices.begin(), indices.end()) == indices.end(),
+             path, ": frame indices must be ascending and distinct");
+  FSTM_CHECK(indices.empty() || indices.front() >= 0, path, ": negative frame index ", indices.front());
+  VideoReader reader(path);
+  std::vector<Image> frames = read_frames(reader, indices);
+  FSTM_CHECK(frames.size() == indices.size(), path, " has ", reader.frames_read(), " frames; frame ",
+             indices[frames.size()], " was asked for");
+  return frames;
+}
 
 std::vector<Image> decode_video_frames(const std::string& path, int n, VideoInfo* info,
                                        std::vector<int64_t>* frame_indices) {
@@ -75,23 +106,11 @@ std::vector<Image> decode_video_frames(const std::string& path, int n, VideoInfo
     VideoReader reader(path);
     if (count < 0) count = reader.info().frame_count;
     const std::vector<int64_t> wanted = evenly_spaced(count, n);
-    std::vector<Image> frames;
-    frames.reserve(wanted.size());
-    size_t next = 0;
-    Image frame;
-    for (;;) {
-      const int64_t k = reader.frames_read();
-      const bool keep = next < wanted.size() && wanted[next] == k;
-      if (!reader.read(keep ? &frame : nullptr)) break;
-      if (keep) {
-        frames.push_back(std::move(frame));
-        ++next;
-      }
-    }
+    std::vector<Image> frames = read_frames(reader, wanted);
     const int64_t decoded = reader.frames_read();
     FSTM_CHECK(decoded > 0, path, ": the video stream has no decodable frames");
     if (decoded == count || attempt == 1) {
-      FSTM_CHECK(next == wanted.size(), path, ": only ", decoded, " frames decodable on a second pass");
+      FSTM_CHECK(frames.size() == wanted.size(), path, ": only ", decoded, " frames decodable on a second pass");
       if (info) {
         *info = reader.info();
         info->frame_count = decoded;

@@ -37,6 +37,9 @@ std::vector<Image> decode_video(const std::string& path, VideoInfo* info = nullp
 // n frames evenly spaced over the video (all frames when it has fewer): index i*count/n.
 std::vector<Image> decode_video_frames(const std::string& path, int n, VideoInfo* info = nullptr,
                                        std::vector<int64_t>* frame_indices = nullptr);
+// The frames at `indices` (ascending, distinct), e.g. a mask video's frames matching the faces
+// taken from its fake. Throws naming the file when the video is shorter.
+std::vector<Image> decode_video_frames_at(const std::string& path, const std::vector<int64_t>& indices);
 
 // Writes frames (all the same size; even width and height for c23/c40) as H.264 in an .mp4.
 // Creates the parent directory; on error nothing is left at `path`.

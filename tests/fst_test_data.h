@@ -66,7 +66,7 @@ inline std::string make_fst_index(const std::string& dir, const FstIndexSpec& sp
       const std::string png = method + "_" + comp + "_" + stem + "_" + std::to_string(k) + ".png";
       io::save_image(fst_test_frame(std::stoi(v.source_id), std::stoi(v.target_id), !original, spec.size, rng),
                      dir + "/" + png);
-      ix.frames.push_back({vi, k, png, false, {}});
+      ix.frames.push_back({vi, k, png, false, {}, {}, {}});
     }
   };
   const std::vector<std::pair<const std::vector<std::pair<int, int>>*, std::string>> splits = {

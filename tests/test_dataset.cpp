@@ -271,6 +271,82 @@ TEST_F(Dataset, MissingLandmarkEntriesAreSkippedAndCounted) {
   EXPECT_EQ(rep.frames, 12 * kFrames - 2);
 }
 
+// Mask frame k: red level 30 + 30 k (which frame a PNG came from), green x + y (where it was warped from).
+std::vector<Image> mask_clip(int frames) {
+  std::vector<Image> clip;
+  for (int k = 0; k < frames; ++k) {
+    Image im = Image::blank(kSide, kSide, 0);
+    for (int y = 0; y < kSide; ++y)
+      for (int x = 0; x < kSide; ++x) im.at(x, y)[0] = uint8_t(30 + 30 * k), im.at(x, y)[1] = uint8_t(2 * (x + y));
+    clip.push_back(std::move(im));
+  }
+  return clip;
+}
+
+// A fake's ground truth is extracted from the very frames its faces come from and warped exactly
+// like them; a fake without a mask video gets none, and a bad mask video is reported while its
+// faces are still extracted.
+TEST_F(Dataset, ExtractWritesTheFakesMaskAndPristineAlignedLikeTheFace) {
+  const std::string dir = test::temp_dir("extract");
+  const Tree tree = make_tree(dir);
+  const std::string good = mask_video_path(tree.root, "Deepfakes", "000_001");
+  const std::string short_one = mask_video_path(tree.root, "Deepfakes", "002_003");
+  encode_video(mask_clip(kFrames), 25, Compression::raw, good);
+  encode_video(mask_clip(3), 25, Compression::raw, short_one);  // the fake has kFrames
+  ExtractOptions o = tree_options(tree, dir);
+  o.frames = 3;  // frames 0, 2, 4
+  o.alignment.face_width = 80.0f * 32 / 224;
+  o.scan.methods = {"Deepfakes"};
+  const ExtractReport rep = extract_faces(o);
+  const FaceIndex& ix = rep.index;
+
+  int with_truth = 0;
+  for (const IndexFrame& f : ix.frames) {
+    const IndexVideo& v = ix.videos[size_t(f.video)];
+    if (v.video_id != "000_001" || v.method != "Deepfakes") {
+      EXPECT_TRUE(f.mask_png.empty() && f.pristine_png.empty()) << f.png;
+      continue;
+    }
+    ++with_truth;
+    ASSERT_FALSE(f.mask_png.empty()) << f.png;
+    ASSERT_FALSE(f.pristine_png.empty()) << f.png;
+    EXPECT_EQ(f.mask_png, f.png.substr(0, f.png.size() - 4) + ".mask.png");
+    const Image mask = load_image(ix.path_of(f.mask_png));
+    const Image want = align_face(decode_video_frames_at(good, {f.frame}).at(0), kFace, o.alignment);
+    ASSERT_EQ(mask.width, 32) << f.mask_png;
+    EXPECT_EQ(mask.rgb, want.rgb) << f.mask_png << ": not the mask frame " << f.frame << " warped like the face";
+    EXPECT_NEAR(mask.at(16, 16)[0], 30 + 30 * f.frame, 2) << f.mask_png;
+    if (v.compression == Compression::raw) {  // the fake is its source's clip: raw pristine = the face
+      EXPECT_EQ(load_image(ix.path_of(f.pristine_png)).rgb, load_image(ix.png_path(f)).rgb) << f.pristine_png;
+    }
+  }
+  EXPECT_EQ(with_truth, 2 * 3);  // raw and c23, 3 frames each
+
+  bool reported = false;
+  for (const SkipRecord& r : ix.skipped)
+    reported |= r.path == short_one && r.reason.find("ground truth of") != std::string::npos &&
+                r.reason.find("frame 4") != std::string::npos;
+  EXPECT_TRUE(reported) << "the short mask video is not reported";
+  int short_faces = 0;
+  for (const IndexFrame& f : ix.frames) short_faces += ix.videos[size_t(f.video)].video_id == "002_003";
+  EXPECT_EQ(short_faces, 2 * 3) << "a bad mask video must not cost the fake its faces";
+
+  // the paths survive a save and load, also into another folder
+  FaceIndex again = FaceIndex::load(rep.index_path);
+  again.save(dir + "/elsewhere/index.json");
+  const FaceIndex moved = FaceIndex::load(dir + "/elsewhere/index.json");
+  for (size_t i = 0; i < ix.frames.size(); ++i)
+    if (!ix.frames[i].mask_png.empty()) {
+      EXPECT_EQ(fs::canonical(moved.path_of(moved.frames[i].mask_png)), fs::canonical(ix.path_of(ix.frames[i].mask_png)));
+      EXPECT_EQ(fs::canonical(moved.path_of(moved.frames[i].pristine_png)),
+                fs::canonical(ix.path_of(ix.frames[i].pristine_png)));
+    }
+
+  o.out = dir + "/faces-no-truth";
+  o.ground_truth = false;
+  for (const IndexFrame& f : extract_faces(o).index.frames) EXPECT_TRUE(f.mask_png.empty()) << f.png;
+}
+
 TEST_F(Dataset, BoxCropAndNotATree) {
   const std::string dir = test::temp_dir("extract");
   EXPECT_THROW(scan_ffpp(dir), Error);  // no original_sequences/ nor manipulated_sequences/
@@ -382,7 +458,7 @@ TEST(DatasetH2, PairedAndUnpairedSubsets) {
     }
   }
   ix.videos.push_back({"r/900", "900", "original", "test", Compression::c23, 0, -1, -1, "900", "900"});
-  for (size_t v = 0; v < ix.videos.size(); ++v) ix.frames.push_back({int32_t(v), 0, "f" + std::to_string(v) + ".png", false, {}});
+  for (size_t v = 0; v < ix.videos.size(); ++v) ix.frames.push_back({int32_t(v), 0, "f" + std::to_string(v) + ".png", false, {}, {}, {}});
   ix.assign_identities();
 
   const H2Subsets h = build_h2_subsets(ix, 6, 42);

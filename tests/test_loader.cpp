@@ -46,7 +46,7 @@ std::string make_index(const std::string& dir, int n_real, int n_fake, int size 
       for (int x = 0; x < size; ++x) im.at(x, y)[0] = uint8_t(i), im.at(x, y)[1] = fake ? 200 : 20, im.at(x, y)[2] = uint8_t(4 * x + y);
     const std::string png = "f" + std::to_string(i) + ".png";
     save_image(im, dir + "/" + png);
-    ix.frames.push_back({int32_t(i), 0, png, true, tpl});
+    ix.frames.push_back({int32_t(i), 0, png, true, tpl, {}, {}});
   }
   ix.assign_identities();
   ix.save(dir + "/index.json");

@@ -199,6 +199,22 @@ TEST_F(Video, EvenlySpacedFramesAreTheRightOnes) {
   EXPECT_EQ(idx.back(), 9);
 }
 
+// The frames at given indices (how extraction matches a mask video's frames to a fake's faces):
+// the right frames, and a clear error for a video that is too short or indices out of order.
+TEST_F(Video, FramesAtIndicesAreTheRightOnes) {
+  const std::string dir = test::temp_dir("video");
+  std::vector<Image> clip;
+  for (int f = 0; f < 10; ++f) clip.push_back(Image::blank(16, 16, uint8_t(f * 20)));
+  encode_video(clip, 25, Compression::raw, dir + "/ids.mp4");
+  const std::vector<int64_t> idx = {1, 4, 9};
+  const auto frames = decode_video_frames_at(dir + "/ids.mp4", idx);
+  ASSERT_EQ(frames.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(frames[i].rgb[0], uint8_t(idx[i] * 20)) << idx[i];
+  EXPECT_TRUE(decode_video_frames_at(dir + "/ids.mp4", {}).empty());
+  expect_error([&] { decode_video_frames_at(dir + "/ids.mp4", {3, 10}); }, {"ids.mp4", "has 10 frames", "frame 10"});
+  expect_error([&] { decode_video_frames_at(dir + "/ids.mp4", {4, 2}); }, {"ids.mp4", "ascending"});
+}
+
 TEST_F(Video, FfmpegCliAgreesOnStreamAndPixels) {
   if (!have_cli("ffprobe") || !have_cli("ffmpeg")) GTEST_SKIP() << "ffmpeg/ffprobe programs not installed";
   const std::string dir = test::temp_dir("video");

@@ -51,11 +51,13 @@ Command make_demo_command() {
     install_stop_handlers();
     o.stop = &stop_signal();
     const nlohmann::json s = demo_settings_json(o);
+    const TrainingRecipe& t = o.training;
     std::cout << "fstm demo" << (o.quick ? " --quick" : "") << ": " << o.data.identities << " identities, "
               << o.data.frames << " frames of " << o.data.video_size << "x" << o.data.video_size << " per video, "
               << o.data.faces_per_video << " faces of " << o.data.face_size << "x" << o.data.face_size
-              << " per video; ResNet-18 epochs v_d " << o.epochs_det << ", FST " << o.epochs_fst << ", v_s "
-              << o.epochs_encoders << ", v_t " << o.epochs_target << " (AdamW lr " << o.lr << ", " << o.schedule << ", batch " << o.batch
+              << " per video; ResNet-18 epochs v_d " << t.epochs_det << ", FST " << t.epochs_fst << ", v_s "
+              << t.epochs_encoders << ", v_t " << t.epochs_target << " (AdamW lr " << t.lr << ", " << t.schedule
+              << ", batch " << t.batch
               << "); explain " << o.explain_faces << " faces, " << o.explain_grid << "x" << o.explain_grid << " grid, "
               << o.explain_samples << " permutations -> " << o.out << "/\n"
               << std::flush;

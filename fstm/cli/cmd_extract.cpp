@@ -51,7 +51,7 @@ Command make_extract_command() {
     float face_width = 0, scale = 0.9f, context = 1.0f, box_enlarge = 1.3f;
     std::vector<std::string> compressions{"raw", "c23", "c40"};
     std::vector<std::string> methods = io::ffpp_methods();
-    bool no_originals = false;
+    bool no_originals = false, no_ground_truth = false;
   };
   auto f = std::make_shared<Flags>();
   Command c;
@@ -72,6 +72,8 @@ Command make_extract_command() {
         ->delimiter(',')
         ->capture_default_str();
     s->add_flag("--no-originals", f->no_originals, "Leave out the real videos");
+    s->add_flag("--no-ground-truth", f->no_ground_truth,
+                "Do not write the fakes' aligned masks and pristine faces (X.mask.png, X.pristine.png)");
     s->add_option("--landmarks", f->landmarks, "ldm.json with the landmarks to use instead of the dlib detector");
     s->add_option("--splits", f->splits, "Folder with train/val/test.json (default: DATA/splits)");
     s->add_option("--index", f->index, "Index file name inside --out")->capture_default_str();
@@ -108,6 +110,7 @@ Command make_extract_command() {
     o.upsample = f->upsample;
     o.detect_size = f->detect_size;
     o.jobs = f->jobs;
+    o.ground_truth = !f->no_ground_truth;
     o.scan.methods = method_list(f->methods);
     o.scan.originals = !f->no_originals;
     o.scan.compressions = parse_compressions(f->compressions);

@@ -79,32 +79,12 @@ TrainOptions train_options(const DemoOptions& o, const std::string& model, const
   t.data = index;
   t.out = (out / "runs" / model).string();
   t.compressions = {"raw"};  // c23/c40 are only seen at test time
-  t.photometric = false;
-  t.optimizer = "adamw";
-  t.lr = o.lr;
-  t.batch = o.batch;
-  t.schedule = o.schedule;
-  t.warmup_epochs = o.warmup_epochs;
+  o.training.apply(t);
   t.fst_hidden = o.fst_hidden;
   t.seed = o.seed;
   t.threads = o.threads;
   t.progress = o.progress;
   t.stop = o.stop;
-  if (model == "det") t.epochs = o.epochs_det;
-  if (model == "fst") t.epochs = o.epochs_fst;
-  if (model == "source" || model == "target") {
-    // The test faces' identities must be classes of v_s/v_t to be explained (Q needs phi_s, phi_t
-    // of the true source and target), so the encoders learn every identity: they train on the raw
-    // frames of every split and have no validation split (the val identities are not classes of
-    // a train-split head either). Their accuracy is then measured on the test split, where the
-    // c23/c40 frames are unseen.
-    t.epochs = model == "target" ? o.epochs_target : o.epochs_encoders;
-    // v_t sees a face's own identity only on its real frames and other identities (the donors) on
-    // every swap of it: oversampling the reals balances "this head is A" against "this inner face is B".
-    if (model == "target") t.balance = "oversample";
-    t.train_split = "all";
-    t.val_split = "";
-  }
   return t;
 }
 
@@ -152,18 +132,7 @@ json evaluate_encoder(const DemoOptions& o, const std::string& checkpoint, const
   spec.model = checkpoint;
   LoadedModel m = load_model(spec);
   json j = json::object();
-  for (const char* c : kCompressions) {
-    ScoreOptions so;
-    so.splits = {"test"};
-    so.compressions = {c};
-    if (o.progress) so.progress_label = std::string(model_type_name(m.config.type)) + " " + c;
-    const IdentityAccuracy a =
-        identity_accuracy(index, score_frames(*m.net, m.config, index, so), m.config.type == ModelType::target);
-    j[c] = {{"acc", num(a.overall)},           {"acc_real", num(a.real)},
-            {"acc_swap", num(a.swap)},         {"acc_reenactment", num(a.reenactment)},
-            {"partner_rate_real", num(a.partner_rate_real)}, {"frames", a.frames},
-            {"real_frames", a.real_frames}};
-  }
+  for (const char* c : kCompressions) j[c] = test_identity_accuracy(m, index, c, o.progress).to_json();
   return j;
 }
 
@@ -358,20 +327,13 @@ json face_json(const StudyFace& face, const FaceStudy& st) {
 // The explanation study (fstm/lib/explain_study.h) on the demo's test fakes. Heatmap PNGs go to
 // OUT/explain/ (the report embeds them).
 json explain_faces(const DemoOptions& o, const std::map<std::string, std::string>& checkpoints,
-                   const io::FaceIndex& index, const std::string& data_dir, const fs::path& out) {
+                   const io::FaceIndex& index, const fs::path& out) {
   const std::vector<StudyFace> faces = pick_test_fakes(index, o.explain_faces);
   FSTM_CHECK(!faces.empty(), index.root, ": no test fake with faces at raw, c23 and c40 to explain");
   const int size = index.settings.size;
   StudyModels models = load_study_models(o, checkpoints, size);
   const fs::path pictures = out / "explain";
   io::ensure_dir(pictures.string());
-  io::LandmarkMap landmarks;
-  std::string landmark_note;
-  try {
-    landmarks = io::load_landmarks((fs::path(data_dir) / "ldm.json").string());
-  } catch (const Error& e) {
-    landmark_note = e.what();
-  }
   std::unique_ptr<ProgressBar> bar;
   if (o.progress)
     bar = std::make_unique<ProgressBar>("explain", int64_t(faces.size()) * 12 * models.planned, "forwards",
@@ -379,9 +341,7 @@ json explain_faces(const DemoOptions& o, const std::map<std::string, std::string
   json per_face = json::array();
   std::vector<FaceStudy> studies;
   for (const StudyFace& face : faces) {
-    AlignedTruth truth;
-    truth.why_not = landmark_note;
-    if (truth.why_not.empty()) truth = aligned_truth(data_dir, landmarks, index, face.frame_at.at("raw"), size);
+    const AlignedTruth truth = aligned_truth(index, face.frame_at.at("raw"), size);
     json jf;
     studies.push_back(study_face(models, face, index, truth, size, pictures, bar.get(), jf));
     jf.update(face_json(face, studies.back()));
@@ -609,9 +569,7 @@ DemoOptions demo_options(bool quick) {
   o.quick = quick;
   if (!quick) return o;
   make_tiny(o.data, 6);
-  o.epochs_det = o.epochs_fst = o.epochs_encoders = o.epochs_target = 1;
-  o.batch = 16;
-  o.warmup_epochs = 0;
+  o.training = TrainingRecipe::tiny();
   o.fst_hidden = 32;
   o.explain_faces = 2;
   o.explain_grid = 4;
@@ -620,33 +578,28 @@ DemoOptions demo_options(bool quick) {
 }
 
 json demo_settings_json(const DemoOptions& o) {
-  return {{"quick", o.quick},
+  json j = {{"quick", o.quick},
           {"data", synthetic_faces_json(o.data)},
           {"arch", "resnet18"},
           {"init", "random"},
           {"train_compressions", {"raw"}},
           {"photometric_augmentation", false},
           {"optimizer", "adamw"},
-          {"epochs_det", o.epochs_det},
-          {"epochs_fst", o.epochs_fst},
-          {"epochs_encoders", o.epochs_encoders},
-          {"epochs_target", o.epochs_target},
-          {"batch", o.batch},
-          {"lr", o.lr},
-          {"schedule", o.schedule},
-          {"warmup_epochs", o.warmup_epochs},
           {"fst_hidden", o.fst_hidden},
           {"explain_faces", o.explain_faces},
           {"explain_grid", o.explain_grid},
           {"explain_samples", o.explain_samples},
           {"seed", o.seed}};
+  j.update(o.training.to_json());
+  return j;
 }
 
 DemoResult run_demo(const DemoOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   DemoOptions o = options;
   FSTM_CHECK(!o.out.empty(), "demo: give an output folder (--out DIR)");
-  FSTM_CHECK(o.epochs_det >= 1 && o.epochs_fst >= 1 && o.epochs_encoders >= 1 && o.epochs_target >= 1,
+  FSTM_CHECK(o.training.epochs_det >= 1 && o.training.epochs_fst >= 1 && o.training.epochs_encoders >= 1 &&
+                 o.training.epochs_target >= 1,
              "demo: epochs must be >= 1");
   FSTM_CHECK(o.explain_faces >= 1 && o.explain_grid >= 2 && o.explain_samples >= 1,
              "demo: explain at least 1 face on a grid of at least 2 with at least 1 sample");
@@ -731,13 +684,13 @@ DemoResult run_demo(const DemoOptions& options) {
     bool reused = false;
     metrics["explain"] = cached(out, "explain", key, reused, [&] {
       say(o, "explaining " + std::to_string(o.explain_faces) + " test fakes with v_d, v_s and v_t");
-      return explain_faces(o, checkpoints, index, faces.data_dir, out);
+      return explain_faces(o, checkpoints, index, out);
     });
     // the pictures live beside the cache; a cached result without them is recomputed
     bool pictures = true;
     for (const json& f : metrics["explain"]["per_face"])
       pictures = pictures && fs::exists(out / "explain" / (f["stem"].get<std::string>() + "_det_raw.png"));
-    if (!pictures) metrics["explain"] = explain_faces(o, checkpoints, index, faces.data_dir, out);
+    if (!pictures) metrics["explain"] = explain_faces(o, checkpoints, index, out);
     steps["explain"] = {{"seconds", seconds_since(t)}, {"reused", reused && pictures}};
   }
 

@@ -29,21 +29,9 @@ struct DemoOptions {
   bool quick = false;  // for tests: tiny data and models (demo_options(true))
 
   SyntheticFacesOptions data;
-  // training (every model: ResNet-18 from random init, AdamW, raw faces, no photometric augmentation).
-  // A cosine schedule with warm-up, and evaluating v_d/FST at their best validation AUC, took v_d's
-  // raw test AUC from 0.940 (constant lr, last checkpoint) to 0.953 at the same epochs. FST gets 2
-  // epochs to stay within 10 minutes on 2 cores: the demo's FST is not a fair comparison with v_d
-  // (fstm compare is: fstm/lib/compare.h).
-  // v_t gets more epochs than v_s: it must read the inner face (a swap shows its target there, on
-  // the source's head), and it trains on fewer frames (no reenactments). With 4 epochs its training
-  // accuracy was 0.58 and still rising (loss 2.24 -> 1.49 over the last epoch).
-  // v_d: 10 epochs; with the generator's shared identity latent and no Deepfakes scale shortcut, 8
-  // epochs left its raw test AUC at 0.938 with the validation AUC still rising (0.936 -> 0.950).
-  int epochs_det = 10, epochs_fst = 2, epochs_encoders = 4, epochs_target = 10;
-  int batch = 32;
-  float lr = 1e-3f;
-  std::string schedule = "cosine";
-  float warmup_epochs = 0.5f;
+  // training: every model a ResNet-18 from random weights on raw faces, as pipeline.h's recipe says
+  // (its comment gives the reasons for each model's epochs)
+  TrainingRecipe training;
   int fst_hidden = 256;
   // explanations (fstm/lib/explain_study.h): test fakes from every method and several test pairs,
   // 12 maps each (v_d, v_s, v_t at raw/c23/c40; v_d under the grey and pristine baselines; a

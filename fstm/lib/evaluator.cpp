@@ -418,4 +418,24 @@ IdentityAccuracy identity_accuracy(const io::FaceIndex& index, const FrameScores
   return a;
 }
 
+nlohmann::json IdentityAccuracy::to_json() const {
+  return {{"acc", number(overall)},
+          {"acc_real", number(real)},
+          {"acc_swap", number(swap)},
+          {"acc_reenactment", number(reenactment)},
+          {"partner_rate_real", number(partner_rate_real)},
+          {"frames", frames},
+          {"real_frames", real_frames}};
+}
+
+IdentityAccuracy test_identity_accuracy(LoadedModel& encoder, const io::FaceIndex& index,
+                                        const std::string& compression, bool progress) {
+  ScoreOptions so;
+  so.splits = {"test"};
+  so.compressions = {compression};
+  if (progress) so.progress_label = std::string(model_type_name(encoder.config.type)) + " " + compression;
+  return identity_accuracy(index, score_frames(*encoder.net, encoder.config, index, so),
+                           encoder.config.type == ModelType::target);
+}
+
 }  // namespace fstm

@@ -49,8 +49,12 @@ struct FrameScores {
 struct IdentityAccuracy {
   double overall = 0, real = 0, swap = 0, reenactment = 0, partner_rate_real = 0;
   int64_t frames = 0, real_frames = 0;
+  nlohmann::json to_json() const;  // acc, acc_real, acc_swap, acc_reenactment, partner_rate_real, frames, real_frames
 };
 IdentityAccuracy identity_accuracy(const io::FaceIndex& index, const FrameScores& scores, bool target);
+// identity_accuracy of an encoder on the test split's frames at one compression.
+IdentityAccuracy test_identity_accuracy(LoadedModel& encoder, const io::FaceIndex& index,
+                                        const std::string& compression, bool progress);
 
 // Scores the selected frames with `net` in eval mode (the caller's train/eval mode is restored).
 FrameScores score_frames(ImageClassifier& net, const ModelConfig& config, const io::FaceIndex& index,

@@ -5,7 +5,7 @@
 #include <limits>
 #include <set>
 
-#include "io/video.h"
+#include "io/loader.h"
 
 namespace fstm {
 
@@ -67,35 +67,16 @@ std::vector<StudyFace> pick_test_fakes(const io::FaceIndex& index, int count) {
   return faces;
 }
 
-AlignedTruth aligned_truth(const std::string& data_dir, const io::LandmarkMap& landmarks, const io::FaceIndex& index,
-                           int64_t frame_index, int size) {
+AlignedTruth aligned_truth(const io::FaceIndex& index, int64_t frame_index, int size) {
   AlignedTruth t;
   const io::IndexFrame& f = index.frames[size_t(frame_index)];
-  const io::IndexVideo& v = index.videos[size_t(f.video)];
-  const std::string c = io::compression_name(v.compression);
-  const fs::path root(data_dir);
-  const fs::path mask_video = root / "manipulated_sequences" / v.method / "masks" / "videos" / (v.video_id + ".mp4");
-  const fs::path source_video = root / "original_sequences" / "youtube" / c / "videos" / (v.source_id + ".mp4");
-  for (const fs::path& p : {mask_video, source_video})
-    if (!fs::exists(p)) {
-      t.why_not = p.string() + " does not exist";
-      return t;
-    }
-  const io::LandmarkEntry* entry = io::find_landmarks(landmarks, v.video, f.frame);
-  if (!entry || !f.has_points) {
-    t.why_not = "no landmarks for " + v.video + " frame " + std::to_string(f.frame);
+  if (f.mask_png.empty() || f.pristine_png.empty()) {
+    t.why_not = f.png + ": the index has no aligned mask and pristine face for it (fstm extract writes them when "
+                "the data set has mask videos)";
     return t;
   }
-  const std::vector<io::Image> masks = io::decode_video_frames(mask_video.string(), int(f.frame) + 1);
-  const std::vector<io::Image> sources = io::decode_video_frames(source_video.string(), int(f.frame) + 1);
-  if (f.frame >= int64_t(masks.size()) || f.frame >= int64_t(sources.size())) {
-    t.why_not = v.video_id + ": the mask or source video has no frame " + std::to_string(f.frame);
-    return t;
-  }
-  const io::FivePoints src = io::five_points(entry->landmark);
-  const io::Mat3 to_face = io::fit_similarity(src.data(), f.points.data(), 5);
-  t.mask = io::warp_image(masks[size_t(f.frame)], to_face, size, size);
-  t.pristine = io::warp_image(sources[size_t(f.frame)], to_face, size, size);
+  t.mask = io::fit_face(io::load_image(index.path_of(f.mask_png)), index, f, size);
+  t.pristine = io::fit_face(io::load_image(index.path_of(f.pristine_png)), index, f, size);
   return t;
 }
 

@@ -38,17 +38,15 @@ struct StudyFace {
 // Up to `count` test fakes present at raw, c23 and c40 (see above). Deterministic.
 std::vector<StudyFace> pick_test_fakes(const io::FaceIndex& index, int count);
 
-// The generator's manipulation mask and the fake's pristine counterpart (its source video's frame,
-// same compression), both warped like the face PNG of FaceIndex frame `frame_index`: a similarity
-// from the frame's 5 ground-truth points (ldm.json) to the face's points. The raw pristine face
-// equals the fake face wherever the mask is 0. Empty images, with why_not set, when the data set has
-// no masks, source video or landmarks for it.
+// The fake's manipulation mask and pristine counterpart (its source video's frame, same
+// compression), as fstm extract aligned them with the face (io::IndexFrame::mask_png/pristine_png),
+// fitted to `size` like the face. The raw pristine face equals the fake face wherever the mask is 0.
+// Empty images, with why_not set, when the index has no ground truth for the frame.
 struct AlignedTruth {
   io::Image mask, pristine;
   std::string why_not;
 };
-AlignedTruth aligned_truth(const std::string& data_dir, const io::LandmarkMap& landmarks, const io::FaceIndex& index,
-                           int64_t frame_index, int size);
+AlignedTruth aligned_truth(const io::FaceIndex& index, int64_t frame_index, int size);
 
 // The fake with every manipulated pixel (mask's brightest channel >= 128) taken from `pristine`.
 io::Image replace_manipulated(const io::Image& fake, const io::Image& pristine, const io::Image& mask);

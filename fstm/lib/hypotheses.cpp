@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "fstm/lib/explain_study.h"
 #include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
 #include "fstm/lib/model_loader.h"
@@ -89,10 +90,7 @@ TrainOptions train_options(const HypothesisOptions& o, const std::string& model,
   t.data = data;
   t.out = out;
   t.compressions = {train_compression(o)};
-  t.epochs = o.epochs;
-  t.batch = o.train_batch;
-  t.lr = o.lr;
-  t.photometric = false;  // a few epochs from scratch: alignment jitter and flips are augmentation enough
+  o.training.apply(t);
   t.seed = o.seed;
   t.threads = o.threads;
   t.progress = o.progress;
@@ -100,15 +98,17 @@ TrainOptions train_options(const HypothesisOptions& o, const std::string& model,
   return t;
 }
 
-// Trains (or reuses) the run and returns its final checkpoint.
+// Trains (or reuses) the run and returns the checkpoint of its best validation score, as the demo
+// does, or its last one when it has no validation split.
 std::string trained(const TrainOptions& t, nlohmann::json& record) {
   if (t.progress) std::cerr << "hypothesis: " << t.model << " (" << t.arch << ") -> " << t.out << "\n";
   const TrainResult r = train_or_reuse(t);
   if (r.stopped_by_signal) throw Interrupted(r.stopped_by_signal, "hypothesis: stopped while training " + t.out);
   nlohmann::json epochs = nlohmann::json::array();
   for (const EpochMetrics& e : r.epochs) epochs.push_back(e.to_json());
-  record = {{"checkpoint", r.last}, {"trained", true}, {"epochs", epochs}, {"config", train_options_json(t)}};
-  return r.last;
+  const std::string chosen = r.best.empty() ? r.last : r.best;
+  record = {{"checkpoint", chosen}, {"trained", true}, {"epochs", epochs}, {"config", train_options_json(t)}};
+  return chosen;
 }
 
 std::string model_kind_name(ModelType want) {
@@ -125,6 +125,21 @@ LoadedModel load_kind(const std::string& path, const std::string& flag, ModelTyp
   FSTM_CHECK(ok, flag, " ", path, " holds a ", m.config.describe(), " model, but ", flag, " takes a ",
              model_kind_name(want));
   return m;
+}
+
+// The compressions the faces are explained at: H3 every one, H1/H2 the one given.
+std::vector<std::string> explained_compressions(const HypothesisOptions& o) {
+  if (o.hypothesis == 3) return {"raw", "c23", "c40"};
+  return {o.compression};
+}
+
+// An identity encoder's accuracy on the test split (reals, swaps, partner rate) at the compressions
+// its maps are read at: maps of an encoder that does not recognise the faces say nothing about Q.
+nlohmann::json encoder_test_accuracy(const HypothesisOptions& o, const Setup& s, LoadedModel& encoder) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const std::string& c : explained_compressions(o))
+    if (has_videos(s.index, "test", c)) j[c] = test_identity_accuracy(encoder, s.index, c, o.progress).to_json();
+  return j;
 }
 
 // v_d, v_s, v_t of one backbone: from the checkpoints given, else trained under WORK/runs/ARCH.
@@ -146,19 +161,14 @@ Encoders encoders(const HypothesisOptions& o, const Setup& s, const std::string&
       const bool encoder = type != ModelType::det;
       TrainOptions t = train_options(o, model_type_name(type), arch, s.index_path,
                                      runs + "/" + model_type_name(type) + (encoder ? "-all-" : "-") + train_compression(o));
-      if (!have_val) t.val_split = "";
-      if (encoder) {
-        // Q needs phi_s and phi_t of the explained faces' true identities: the encoders learn the
-        // identities of every split (as in the demo), so that the faces can come from the test split.
-        t.train_split = "all";
-        t.val_split = "";
-      }
+      if (!have_val) t.val_split = "";  // (the encoders have none: they learn every split's identities)
       path = trained(t, rec);
     } else {
       rec = {{"checkpoint", path}, {"trained", false}};
     }
     into = load_kind(path, flag, type);
     rec["model"] = into.config.describe();
+    if (type != ModelType::det) rec["test"] = encoder_test_accuracy(o, s, into);
     e.record[key] = rec;
   };
   if (with_det) get(o.det, "--det", ModelType::det, e.det, "v_d");
@@ -226,48 +236,13 @@ std::vector<int64_t> select_faces(const io::FaceIndex& index, const std::string&
 
 // ---- the manipulation masks of the synthetic data -------------------------------------------------
 
-// The ground-truth mask of a synthetic fake face, aligned as its PNG: the generator's mask video
-// (DATA/manipulated_sequences/<method>/masks/videos/<id>.mp4) warped with the landmarks the faces were
-// aligned with. Unavailable (nullopt) for other data.
-class ManipulationMasks {
- public:
-  explicit ManipulationMasks(const io::FaceIndex& index) : index_(index) {
-    const fs::path data = index.settings.data;
-    const fs::path ldm = index.settings.landmarks.empty() ? data / "ldm.json" : fs::path(index.settings.landmarks);
-    if (index.settings.align != "landmarks" || data.empty() || !fs::exists(data / "manipulated_sequences") ||
-        !fs::exists(ldm) || !io::video_supported())
-      return;
-    landmarks_ = io::load_landmarks(ldm.string());
-    available_ = true;
-  }
-  bool available() const { return available_; }
-
-  std::optional<io::Image> mask(int64_t frame, int size) {
-    if (!available_) return std::nullopt;
-    const io::IndexFrame& f = index_.frames[size_t(frame)];
-    const io::IndexVideo& v = index_.videos[size_t(f.video)];
-    const fs::path video = fs::path(index_.settings.data) / "manipulated_sequences" / v.method / "masks" / "videos" /
-                           (v.video_id + ".mp4");
-    const io::LandmarkEntry* ld = io::find_landmarks(landmarks_, v.video, f.frame);
-    if (!ld || !fs::exists(video)) return std::nullopt;
-    auto it = decoded_.find(video.string());
-    if (it == decoded_.end()) it = decoded_.emplace(video.string(), io::decode_video(video.string())).first;
-    if (f.frame < 0 || f.frame >= int64_t(it->second.size())) return std::nullopt;
-    io::AlignOptions a;  // as fstm extract wrote the PNG
-    a.canvas = index_.settings.size;
-    a.face_width = index_.settings.face_width;
-    a.scale = index_.settings.scale;
-    a.context = index_.settings.context;
-    const io::Image png_mask = io::align_face(it->second[size_t(f.frame)], io::five_points(ld->landmark), a);
-    return io::fit_face(png_mask, index_, f, size);  // then as the loader fits the PNG to the model
-  }
-
- private:
-  const io::FaceIndex& index_;
-  io::LandmarkMap landmarks_;
-  std::map<std::string, std::vector<io::Image>> decoded_;
-  bool available_ = false;
-};
+// The ground-truth mask of a fake face as fstm extract aligned it (explain_study.h), fitted to
+// `size`; nullopt when the index has none (real faces, data sets without mask videos).
+std::optional<io::Image> manipulation_mask(const io::FaceIndex& index, int64_t frame, int size) {
+  AlignedTruth t = aligned_truth(index, frame, size);
+  if (!t.why_not.empty()) return std::nullopt;
+  return std::move(t.mask);
+}
 
 // ---- explaining ---------------------------------------------------------------------------------
 
@@ -324,7 +299,7 @@ uint64_t second_seed(const HypothesisOptions& o, int64_t frame) { return face_se
 // With `twice`, each map is explained a second time with independent permutations, and the pair's
 // map_instability recorded: the paper's instability of two maps of T samples each.
 ExplainedFace explain_face(const io::FaceIndex& index, int64_t frame, const std::string& arch, ModelRun& d, ModelRun& s,
-                           ModelRun& t, const HypothesisOptions& o, ManipulationMasks* masks, ProgressBar& bar,
+                           ModelRun& t, const HypothesisOptions& o, ProgressBar& bar,
                            bool twice = false) {
   const io::IndexFrame& f = index.frames[size_t(frame)];
   const io::IndexVideo& v = index.videos[size_t(f.video)];
@@ -357,10 +332,8 @@ ExplainedFace explain_face(const io::FaceIndex& index, int64_t frame, const std:
   }
   e.q_eq1 = q_tau_eq1(e.phi_d, e.phi_s, e.phi_t);
   e.q_authors = q_tau_authors(e.phi_d, e.phi_s, e.phi_t);
-  if (masks) {
-    if (const auto m = masks->mask(frame, d.model->input_size))
-      e.faithfulness = manipulation_faithfulness(e.phi_d, d.explainer->geometry(), *m);
-  }
+  if (const auto m = manipulation_mask(index, frame, d.model->input_size))
+    e.faithfulness = manipulation_faithfulness(e.phi_d, d.explainer->geometry(), *m);
   return e;
 }
 
@@ -535,8 +508,22 @@ void describe_run(HtmlReport& report, const HypothesisOptions& o, const Setup& s
   report.paragraph(p.str());
 }
 
+// "raw: reals 98.8%, swaps 96.7%, partner 1.3%; c23: ..." from encoder_test_accuracy's record.
+std::string identity_accuracy_text(const nlohmann::json& test) {
+  auto pct = [](const nlohmann::json& v) { return v.is_number() ? format_number(100 * v.get<double>(), 1) + "%" : "-"; };
+  std::string out;
+  for (const char* c : {"raw", "c23", "c40"}) {
+    if (!test.contains(c)) continue;
+    const nlohmann::json& a = test[c];
+    out += (out.empty() ? "" : "; ") + std::string(c) + ": reals " + pct(a["acc_real"]) + ", swaps " +
+           pct(a["acc_swap"]) + ", partner " + pct(a["partner_rate_real"]);
+  }
+  return out.empty() ? "-" : out;
+}
+
 void add_models(HtmlReport& report, const nlohmann::json& models) {
-  std::vector<std::vector<std::string>> t = {{"model", "checkpoint", "what", "trained here", "last epoch"}};
+  std::vector<std::vector<std::string>> t = {
+      {"model", "checkpoint", "what", "trained here", "last epoch", "identity accuracy on the test split"}};
   for (const auto& [name, rec] : models.items()) {
     std::string last = "-";
     if (rec.contains("epochs") && !rec["epochs"].empty()) {
@@ -546,14 +533,16 @@ void add_models(HtmlReport& report, const nlohmann::json& models) {
       if (e.contains("val_acc") && e["val_acc"].is_number())
         last += ", val acc " + format_number(100 * e["val_acc"].get<double>(), 1) + "%";
     }
-    t.push_back({name, rec.value("checkpoint", ""), rec.value("model", ""), rec.value("trained", false) ? "yes" : "no", last});
+    t.push_back({name, rec.value("checkpoint", ""), rec.value("model", ""), rec.value("trained", false) ? "yes" : "no", last,
+                 rec.contains("test") ? identity_accuracy_text(rec["test"]) : "-"});
   }
-  report.table(t, "Models");
+  report.table(t, "Models (v_s and v_t: the share of test faces whose true source / target identity they name; "
+                  "partner: real faces of A named as an identity A is paired with)");
 }
 
 // The image, phi_s, phi_t, phi_d and the overlap of the top grids, one row per face.
 void add_face_panels(HtmlReport& report, const std::vector<ExplainedFace>& faces, const io::FaceIndex& index, int size,
-                     int grid, size_t max_faces, ManipulationMasks* masks = nullptr) {
+                     int grid, size_t max_faces) {
   const GridGeometry g = GridGeometry::make(size, size, grid);
   std::set<std::string> shown_methods;
   size_t shown = 0;
@@ -571,8 +560,7 @@ void add_face_panels(HtmlReport& report, const std::vector<ExplainedFace>& faces
         {io::encode_png(heatmap_overlay(img, e.phi_t, g, ho)), "phi_t (target " + std::to_string(e.target_class) + ")"},
         {io::encode_png(heatmap_overlay(img, e.phi_d, g, ho)), "phi_d: Q " + format_number(e.q_eq1.q)},
         {io::encode_png(heatmap_image(overlap_map(e), g, ho)), "top 20%: red both, pink v_s/v_t, blue v_d"}};
-    if (masks)
-      if (const auto m = masks->mask(e.frame, size)) row.push_back({io::encode_png(*m), "manipulation mask"});
+    if (const auto m = manipulation_mask(index, e.frame, size)) row.push_back({io::encode_png(*m), "manipulation mask"});
     report.image_row(row, 128);
   }
 }
@@ -623,7 +611,6 @@ std::map<std::string, InstabilityCurve> instability_of(const std::string& arch, 
 }
 
 void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
-  ManipulationMasks masks(s.index);
   for (const std::string& arch : o.archs) {
     Encoders e = encoders(o, s, arch);
     if (res.input_size == 0) res.input_size = e.det.input_size;
@@ -641,7 +628,7 @@ void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
     std::vector<ExplainedFace> explained;
     for (int64_t f : faces) {
       check_stop(o, "explaining");
-      explained.push_back(explain_face(s.index, f, arch, d, sr, t, o, &masks, bar, explained.size() < twice));
+      explained.push_back(explain_face(s.index, f, arch, d, sr, t, o, bar, explained.size() < twice));
     }
     bar.finish();
     for (const QRow& r : q_rows(explained, arch)) res.q_table.push_back(r);
@@ -651,7 +638,6 @@ void run_h1(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
 }
 
 void render_h1(const HypothesisOptions& o, const Setup& s, const HypothesisResult& res, HtmlReport& report) {
-  ManipulationMasks masks(s.index);
   const bool have_masks = std::any_of(res.q_table.begin(), res.q_table.end(), [](const QRow& r) { return std::isfinite(r.mask_lift); });
   write_text(o.out + "/h1_q.csv", q_csv(res.q_table));
   write_text(o.out + "/instability.csv", instability_csv(res.instability));
@@ -699,7 +685,7 @@ void render_h1(const HypothesisOptions& o, const Setup& s, const HypothesisResul
                      "generator's manipulation mask, against the mask's share of the image (lift = ratio; 1 = blind to "
                      "the mask).");
   report.heading("Examples (Fig. 3)");
-  add_face_panels(report, res.faces, s.index, res.input_size, o.grid, 5 * o.archs.size(), &masks);
+  add_face_panels(report, res.faces, s.index, res.input_size, o.grid, 5 * o.archs.size());
   report.heading("Instability against T (Fig. 3, left)");
   add_instability(report, res.instability);
   report.heading("Detectors on the test split");
@@ -778,7 +764,7 @@ void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
     for (int64_t f : faces) {
       check_stop(o, "explaining");
       // v_s and v_t once per face; only the detector differs
-      ExplainedFace first = explain_face(s.index, f, names[0], d[0], sr, t, o, nullptr, bar);
+      ExplainedFace first = explain_face(s.index, f, names[0], d[0], sr, t, o, bar);
       ExplainedFace second = first;
       second.arch = names[1];
       second.p_fake = fake_probability(d[1], s.index, f);
@@ -786,6 +772,9 @@ void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
       bar.add();
       second.q_eq1 = q_tau_eq1(second.phi_d, second.phi_s, second.phi_t);
       second.q_authors = q_tau_authors(second.phi_d, second.phi_s, second.phi_t);
+      second.faithfulness = {NAN, NAN, NAN};
+      if (const auto m = manipulation_mask(s.index, f, d[1].model->input_size))
+        second.faithfulness = manipulation_faithfulness(second.phi_d, d[1].explainer->geometry(), *m);
       by[0].push_back(first);
       by[1].push_back(second);
     }
@@ -1012,8 +1001,7 @@ void render_h3(const HypothesisOptions& o, const Setup& s, const HypothesisResul
 
 HypothesisOptions HypothesisOptions::quick(HypothesisOptions o) {
   make_tiny(o.synthetic, 16);
-  o.epochs = 1;
-  o.train_batch = 16;
+  o.training = TrainingRecipe::tiny();
   o.grid = 4;
   o.samples = 4;
   o.faces = 1;
@@ -1153,8 +1141,9 @@ HypothesisResult run_hypothesis(const HypothesisOptions& o) {
   FSTM_CHECK(!o.archs.empty(), "hypothesis: give at least one backbone (--archs)");
   FSTM_CHECK(o.grid >= 2, "hypothesis: --grid must be at least 2, got ", o.grid);
   FSTM_CHECK(o.samples >= 1, "hypothesis: --samples must be at least 1, got ", o.samples);
-  FSTM_CHECK(o.faces >= 0 && o.epochs >= 1 && o.batch >= 1 && o.train_batch >= 1,
-             "hypothesis: --faces must be >= 0, --epochs, --batch and --train-batch >= 1");
+  FSTM_CHECK(o.faces >= 0 && o.batch >= 1 && o.training.batch >= 1 && o.training.epochs_det >= 1 &&
+                 o.training.epochs_encoders >= 1 && o.training.epochs_target >= 1,
+             "hypothesis: --faces must be >= 0; --batch, --train-batch and the epochs >= 1");
   const bool given = !o.det.empty() || !o.source.empty() || !o.target.empty() || !o.paired.empty() || !o.unpaired.empty();
   FSTM_CHECK(!given || o.archs.size() == 1, "hypothesis: checkpoints (--det/--source/--target/--paired/--unpaired) go "
                                             "with a single backbone, not --archs ", nlohmann::json(o.archs).dump());

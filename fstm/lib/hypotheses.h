@@ -50,13 +50,8 @@ struct HypothesisOptions {
   std::string compression = "c23";  // what H1/H2 train, test and explain on (H3: every one)
   std::vector<std::string> splits = {"test", "val", "train"};  // where explained faces come from
   int identities = 0;  // H2: real identities per subset; 0 = 40, or the most the train split allows
-  // the default data: pipeline.h's synthetic set with 4 faces per video (frames of a video are much
-  // alike; half the training images of 8 for the same identities)
-  SyntheticFacesOptions synthetic = [] {
-    SyntheticFacesOptions s;
-    s.faces_per_video = 4;
-    return s;
-  }();
+  // the default data: pipeline.h's synthetic set, the demo's (the training recipe is sized for it)
+  SyntheticFacesOptions synthetic;
 
   // Shapley maps: the paper's settings (L = 16, T >= 100); quick() makes them small
   int grid = 16;
@@ -68,16 +63,15 @@ struct HypothesisOptions {
   int batch = 64;        // masked images per forward
   uint64_t seed = 0;
 
-  // training (models not given as checkpoints)
-  int epochs = 2;
-  int train_batch = 32;
-  float lr = 1e-3f;
+  // training (models not given as checkpoints): the demo's recipe (pipeline.h), so that the encoders
+  // whose maps Q and delta compare are the ones the README shows working
+  TrainingRecipe training;
 
   int threads = 0;  // 0: the default
   bool progress = true;
   const std::atomic<int>* stop = nullptr;  // non-zero: stop training/explaining and throw Interrupted
 
-  // Small sizes for tests: a tiny synthetic set, one epoch, a 4 x 4 grid, 4 samples, 1 face per
+  // Small sizes for tests: a tiny synthetic set, one epoch per model, a 4 x 4 grid, 4 samples, 1 face per
   // method. Applied by quick_options() on top of the options given.
   static HypothesisOptions quick(HypothesisOptions base);
 };

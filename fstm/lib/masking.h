@@ -54,10 +54,10 @@ const char* baseline_name(Baseline b);
 
 // What some baselines need besides the image.
 struct BaselineInputs {
-  io::Normalization normalization;  // Black: where pixel 0 lands in the model's input space
-  float blur_sigma = 0;             // Blur: sigma in pixels; <= 0: one grid cell side (grid must be given)
+  io::Normalization normalization{};  // Black: where pixel 0 lands in the model's input space
+  float blur_sigma = 0;               // Blur: sigma in pixels; <= 0: one grid cell side (grid must be given)
   int grid = 0;
-  Tensor pristine;                  // Pristine: [H, W, C] or [1, H, W, C] f32, normalised like the image
+  Tensor pristine{};                  // Pristine: [H, W, C] or [1, H, W, C] f32, normalised like the image
 };
 // image: [H, W, C] or [1, H, W, C] f32 on the CPU -> [H, W, C] f32. Throws naming what is missing
 // (a pristine image of another size, a blur without sigma or grid).

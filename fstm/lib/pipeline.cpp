@@ -115,6 +115,49 @@ void make_tiny(SyntheticFacesOptions& o, int identities) {
   o.faces_per_video = 2;
 }
 
+int TrainingRecipe::epochs_of(const std::string& model) const {
+  if (model == "det") return epochs_det;
+  if (model == "fst") return epochs_fst;
+  if (model == "target") return epochs_target;
+  FSTM_CHECK(model == "source", "training recipe: unknown model '", model, "'");
+  return epochs_encoders;
+}
+
+void TrainingRecipe::apply(TrainOptions& t) const {
+  t.epochs = epochs_of(t.model);
+  t.optimizer = "adamw";
+  t.lr = lr;
+  t.batch = batch;
+  t.schedule = schedule;
+  t.warmup_epochs = warmup_epochs;
+  t.photometric = false;
+  if (t.model == "source" || t.model == "target") {
+    // The explained faces' identities must be classes of v_s/v_t (Q needs phi_s, phi_t of the true
+    // source and target), so the encoders learn every identity: they train on every split and have
+    // no validation split (val identities are not classes of a train-split head either). Their
+    // accuracy is measured on the test split's frames (and at compressions they did not see).
+    t.train_split = "all";
+    t.val_split = "";
+  }
+  // v_t sees a face's own identity only on its real frames and other identities (the donors) on
+  // every swap of it: oversampling the reals balances "this head is A" against "this inner face is B".
+  if (t.model == "target") t.balance = "oversample";
+}
+
+TrainingRecipe TrainingRecipe::tiny() {
+  TrainingRecipe r;
+  r.epochs_det = r.epochs_fst = r.epochs_encoders = r.epochs_target = 1;
+  r.batch = 16;
+  r.warmup_epochs = 0;
+  return r;
+}
+
+nlohmann::json TrainingRecipe::to_json() const {
+  return {{"epochs_det", epochs_det}, {"epochs_fst", epochs_fst},       {"epochs_encoders", epochs_encoders},
+          {"epochs_target", epochs_target}, {"batch", batch},           {"lr", lr},
+          {"schedule", schedule},       {"warmup_epochs", warmup_epochs}};
+}
+
 nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& o) {
   return {{"identities", o.identities},     {"frames", o.frames},
           {"video_size", o.video_size},     {"face_size", o.face_size},
@@ -164,6 +207,7 @@ SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, con
 
   // the aligned faces, from the generator's own landmarks
   nlohmann::json face_settings = synthetic_faces_json(options);
+  face_settings["ground_truth"] = true;  // faces extracted before the aligned masks existed are redone
   if (out.data_reused && step_complete(faces, face_settings)) {
     out.faces_reused = true;
     return out;
