@@ -1,6 +1,7 @@
 // Tracing: records the ops of one forward pass as a graph, so that a model in eval mode can be
-// compiled into a fused inference plan (fstm/lib/inference_plan.h) without writing its forward
-// twice. While a TraceGuard is alive, every op in autograd/ops.h appends a TracedOp.
+// compiled into a fused inference plan (layers/inference_graph.h, layers/inference.h) without
+// writing its forward twice. While a TraceGuard is alive, every op in autograd/ops.h appends a
+// TracedOp.
 #pragma once
 #include <memory>
 #include <vector>

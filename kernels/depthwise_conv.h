@@ -1,6 +1,7 @@
 // Depthwise convolution on the CPU: groups == Ci == Co, one kH x kW filter per channel, the layer
 // that EfficientNet's MBConv blocks spend their time in. Same shapes and contract as
-// kernels/conv2d.h (whose entry points call these when depthwise_fast_path() says so):
+// kernels/conv2d.h (whose entry points call these when use_own_depthwise() in kernels/conv2d.cpp
+// says so):
 //   x [N, H, W, C]   w [C, 1, kH, kW]   b [C] or undefined   y [N, Ho, Wo, C]
 // Channels are innermost in memory, so every kernel is a loop over output positions with a
 // vector of channels as the unit of work; weights are repacked to [kH, kW, C] per call.
