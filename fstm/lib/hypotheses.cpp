@@ -577,7 +577,9 @@ void add_instability(HtmlReport& report, const std::map<std::string, Instability
     series.push_back(s);
   }
   ChartOptions co;
-  co.title = "Instability ||phi1 - phi2|| / ||phi1 + phi2|| of two maps of T samples (the halves of a run of 2T)";
+  report.paragraph("Instability ||phi1 - phi2|| / ||phi1 + phi2|| of two maps of T samples each, the two halves of "
+                   "one run of 2T permutations.");
+  co.title = "Instability of two maps of T samples";
   co.x_label = "T (permutations of each map)";
   co.y_label = "instability";
   co.y_from_zero = true;
