@@ -31,7 +31,6 @@ namespace fs = std::filesystem;
 
 // ---- small statistics ---------------------------------------------------------------------------
 
-
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 nlohmann::json numbers(const std::vector<double>& v) {
@@ -296,6 +295,13 @@ uint64_t face_seed(const HypothesisOptions& o, int64_t frame) { return o.seed * 
 // The seed of a face's second maps (instability): permutations independent of face_seed's.
 uint64_t second_seed(const HypothesisOptions& o, int64_t frame) { return face_seed(o, frame) ^ 0x5851f42d4c957f2dULL; }
 
+// phi_d's faithfulness to the face's manipulation mask; NaN when the index has no mask for it.
+Faithfulness mask_faithfulness(const io::FaceIndex& index, int64_t frame, ModelRun& d, const ShapleyMap& phi_d) {
+  if (const auto m = manipulation_mask(index, frame, d.model->input_size))
+    return manipulation_faithfulness(phi_d, d.explainer->geometry(), *m);
+  return {NAN, NAN, NAN};
+}
+
 // With `twice`, each map is explained a second time with independent permutations, and the pair's
 // map_instability recorded: the paper's instability of two maps of T samples each.
 ExplainedFace explain_face(const io::FaceIndex& index, int64_t frame, const std::string& arch, ModelRun& d, ModelRun& s,
@@ -332,8 +338,7 @@ ExplainedFace explain_face(const io::FaceIndex& index, int64_t frame, const std:
   }
   e.q_eq1 = q_tau_eq1(e.phi_d, e.phi_s, e.phi_t);
   e.q_authors = q_tau_authors(e.phi_d, e.phi_s, e.phi_t);
-  if (const auto m = manipulation_mask(index, frame, d.model->input_size))
-    e.faithfulness = manipulation_faithfulness(e.phi_d, d.explainer->geometry(), *m);
+  e.faithfulness = mask_faithfulness(index, frame, d, e.phi_d);
   return e;
 }
 
@@ -774,9 +779,7 @@ void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
       bar.add();
       second.q_eq1 = q_tau_eq1(second.phi_d, second.phi_s, second.phi_t);
       second.q_authors = q_tau_authors(second.phi_d, second.phi_s, second.phi_t);
-      second.faithfulness = {NAN, NAN, NAN};
-      if (const auto m = manipulation_mask(s.index, f, d[1].model->input_size))
-        second.faithfulness = manipulation_faithfulness(second.phi_d, d[1].explainer->geometry(), *m);
+      second.faithfulness = mask_faithfulness(s.index, f, d[1], second.phi_d);
       by[0].push_back(first);
       by[1].push_back(second);
     }
