@@ -1,6 +1,7 @@
 // Tracing: records the ops of one forward pass as a graph, so that a model in eval mode can be
-// compiled into a fused inference plan (layers/inference_graph.h, layers/inference.h) without
-// writing its forward twice. While a TraceGuard is alive, every op in autograd/ops.h appends a
+// compiled into a fused inference plan without writing its forward twice
+// (layers/inference_graph.h turns the trace into kernels/graph/inference_graph.h's graph;
+// layers/inference.h runs it). While a TraceGuard is alive, every op in autograd/ops.h appends a
 // TracedOp.
 #pragma once
 #include <memory>

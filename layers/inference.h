@@ -6,41 +6,16 @@
 //   - on CUDA: cuDNN convolutions in f32, bf16 or f16 (tensor cores), BatchNorm folded, bias,
 //     residual adds and activations fused, the whole pass replayed as one CUDA graph;
 //   - otherwise: the graph is run op by op with the engine's kernels (f32).
-// See layers/inference_graph.h for the rewrite.
+// See kernels/graph/inference_graph.h for the rewrite and kernels/graph/executor.h for the executors.
 #pragma once
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "kernels/graph/executor.h"
 #include "layers/inference_graph.h"
 
 namespace fstm {
-
-// What runs a compiled graph. Implementations: kernels/cpu/inference_onednn.cpp,
-// kernels/cuda/inference_cuda.cpp and the reference executor in layers/inference.cpp.
-class InferenceExecutor {
- public:
-  virtual ~InferenceExecutor() = default;
-  // The buffer the plan reads its input from: [N, H, W, C] in the plan's dtype, on its device.
-  virtual Tensor input_buffer() = 0;
-  // Runs on whatever input_buffer() holds; returns the output (f32), valid until the next run.
-  virtual Tensor run() = 0;
-  virtual std::string name() const = 0;
-};
-
-std::unique_ptr<InferenceExecutor> make_reference_executor(const InferenceGraph& graph, Device device);
-// nullptr when fstm was built without oneDNN.
-std::unique_ptr<InferenceExecutor> make_onednn_executor(const InferenceGraph& graph, DType dtype);
-
-// The CUDA executor (kernels/cuda/inference_cuda.cpp): f32, bf16 or f16 activations (NHWC),
-// cuDNN convolutions with fused epilogues, and the whole pass replayed as one CUDA graph.
-struct CudaExecutorOptions {
-  bool graphs = true;      // capture run() into a CUDA graph (also off with FSTM_CUDA_GRAPHS=0)
-  bool fused_conv = true;  // try cudnnConvolutionBiasActivationForward (also off with FSTM_CUDNN_FUSED=0)
-};
-// Throws fstm::Error in builds without CUDA.
-std::unique_ptr<InferenceExecutor> make_cuda_executor(const InferenceGraph& graph, DType dtype, Device device,
-                                                      const CudaExecutorOptions& options = {});
 
 class InferencePlan {
  public:

@@ -1,69 +1,19 @@
-// The inference graph: a traced eval-mode forward pass rewritten for speed.
+// Tracing a model into the inference graph (kernels/graph/inference_graph.h): the only part of the
+// inference path that needs autograd (the tracer records the eval-mode forward's ops) and so the
+// only part that lives in layers/.
 //
-//   trace (autograd/trace.h)  ->  build_inference_graph()  ->  an executor (layers/inference.h)
-//
-// The rewrite is the classic one for convolutional networks at inference time:
-//   1. BatchNorm after a convolution is folded into the convolution's weights and bias:
-//        w' = w * gamma / sqrt(var + eps),  b' = (b - mean) * gamma / sqrt(var + eps) + beta
-//   2. An activation after a convolution or linear layer becomes an elementwise post-op.
-//   3. A residual add after a convolution becomes a "sum" post-op: the convolution accumulates
-//      into the buffer that holds the other operand, then any following activation is applied.
-// Every op keeps the engine's shapes (activations [N, H, W, C], features [N, C]).
+//   trace (autograd/trace.h)  ->  build_inference_graph()  ->  an executor (kernels/graph/executor.h)
 #pragma once
-#include <string>
-#include <vector>
-
 #include "autograd/trace.h"
-#include "kernels/activation.h"
-#include "kernels/conv2d.h"
-#include "kernels/pool.h"
-#include "tensor/tensor.h"
+#include "kernels/graph/inference_graph.h"
 
 namespace fstm {
 
-struct PostOp {
-  enum class Kind { Activation, Sum };
-  Kind kind = Kind::Activation;
-  kernels::Activation activation = kernels::Activation::Identity;
-  int sum_value = -1;  // Sum: the value added into the output (its buffer is reused when possible)
-};
-
-enum class GraphOpKind {
-  Conv2d, Linear, BatchNorm, MaxPool2d, GlobalAvgPool, Activation, Affine, Add, Sub, Mul, MulChannel, Concat, Reshape
-};
-const char* graph_op_name(GraphOpKind k);
-
-struct GraphOp {
-  GraphOpKind kind;
-  std::vector<int> inputs;  // value ids (activations only; weights are held below)
-  int output = -1;
-  kernels::Conv2dParams conv;
-  kernels::Pool2dParams pool;
-  kernels::Activation activation = kernels::Activation::Identity;
-  float alpha = 1.0f, beta = 0.0f;  // Affine
-  Tensor weight, bias;              // Conv2d / Linear, f32 on the CPU, BatchNorm folded in
-  Tensor bn_gamma, bn_beta, bn_mean, bn_var;  // BatchNorm (only before the rewrite)
-  float eps = 0.0f;
-  std::vector<PostOp> post_ops;     // Conv2d / Linear
-  std::string describe() const;
-};
-
-struct InferenceGraph {
-  std::vector<Shape> values;  // shape of every value, batch-specialised
-  int input = -1;             // the image batch
-  int output = -1;            // what the forward returned
-  std::vector<GraphOp> ops;   // in execution order
-  std::string summary() const;  // one line per op, for logs and docs
-};
-
 // Builds the graph of `tracer`'s ops between `input` and `output`, re-batched to `batch`, and
-// applies the rewrites above. Throws fstm::Error when the trace holds something a plan cannot
-// express (training-mode layers, ops on tensors that come from nowhere).
+// applies the rewrites (fuse_inference_graph; with fuse = false only BatchNorm is lowered). Throws
+// fstm::Error when the trace holds something a plan cannot express (training-mode layers, ops on
+// tensors that come from nowhere).
 InferenceGraph build_inference_graph(const Tracer& tracer, const Tensor& input, const Tensor& output, int64_t batch,
                                      bool fuse = true);
-
-// Runs the graph with the engine's own kernels (kernels::*), one op at a time. It is the oracle
-// for faster executors and the fallback when oneDNN is absent.
-Tensor run_inference_graph_reference(const InferenceGraph& graph, const Tensor& input);
 
 }  // namespace fstm

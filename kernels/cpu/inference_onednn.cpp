@@ -1,4 +1,4 @@
-// The oneDNN executor of an InferenceGraph (layers/inference.h).
+// The oneDNN executor of an InferenceGraph (kernels/graph/inference_graph.h).
 //
 // Each graph op becomes one oneDNN primitive. Convolutions are created with "any" memory formats
 // so oneDNN picks its fastest (blocked) layouts, and the following ops run on those layouts
@@ -10,8 +10,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "layers/buffer_plan.h"
-#include "layers/inference.h"
+#include "kernels/graph/buffer_plan.h"
+#include "kernels/graph/executor.h"
 #include "tensor/allocator.h"
 
 namespace fstm {

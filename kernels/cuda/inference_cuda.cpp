@@ -1,4 +1,4 @@
-// The CUDA executor of an InferenceGraph (layers/inference.h): the GPU twin of
+// The CUDA executor of an InferenceGraph (kernels/graph/inference_graph.h): the GPU twin of
 // kernels/cpu/inference_onednn.cpp.
 //
 // Values. 4-D activations are NHWC in the plan's dtype T (f32, bf16 or f16); every other value
@@ -22,7 +22,7 @@
 // path's kernel instantiated for T (pool.cu); the linear layer with cuBLAS in f32
 // (kernels::cuda::linear_forward).
 //
-// Memory. Buffers are assigned by liveness (layers/buffer_plan.h) and allocated once from the
+// Memory. Buffers are assigned by liveness (kernels/graph/buffer_plan.h) and allocated once from the
 // caching allocator, with one workspace shared by every convolution. run() allocates nothing.
 //
 // CUDA graph. After the build-time run (which also loads every kernel and creates the library
@@ -45,8 +45,8 @@
 #include "kernels/cuda/inference_kernels.h"
 #include "kernels/cuda_options.h"
 #include "kernels/linear.h"
-#include "layers/buffer_plan.h"
-#include "layers/inference.h"
+#include "kernels/graph/buffer_plan.h"
+#include "kernels/graph/executor.h"
 #include "tensor/random.h"
 
 namespace fstm {

@@ -1,4 +1,4 @@
-#include "layers/buffer_plan.h"
+#include "kernels/graph/buffer_plan.h"
 
 #include <algorithm>
 
