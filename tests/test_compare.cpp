@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "fstm/lib/compare.h"
 #include "tests/test_support.h"
 
 namespace fstm {
@@ -37,8 +38,11 @@ TEST(CompareCommand, QuickSlow) {
         EXPECT_LE(run[k].get<double>(), 1.0);
       }
       EXPECT_NEAR(run["identity_chance_ce"].get<double>(), std::log(8.0), 1e-9);  // 8 train identities
+      for (const char* k : {"source", "target"}) EXPECT_TRUE(run["test_donor_rate"][k].is_number()) << run.dump();
+      EXPECT_TRUE(run["test_donor_rate"]["features"].is_null());
     } else {
       EXPECT_TRUE(run["source_head_acc"].is_null());
+      EXPECT_TRUE(run["test_donor_rate"]["features"].is_number()) << run.dump();
     }
   }
   ASSERT_EQ(steps.size(), 2u);
@@ -59,7 +63,8 @@ TEST(CompareCommand, QuickSlow) {
   const std::string verdict = v["verdict"];
   EXPECT_EQ(verdict, mean - half > 0 ? "FST better" : mean + half < 0 ? "v_d better" : "no difference shown");
   const std::string html = test::read_text(dir + "/report.html");
-  for (const char* s : {"Table 4", "FST - v_d", "95% interval", "Why: the mechanism, measured", "interaction share"})
+  for (const char* s : {"Table 4", "FST - v_d", "95% interval", "Why: the mechanism, measured", "interaction share",
+                        "Donor rate"})
     EXPECT_NE(html.find(s), std::string::npos) << s;
   EXPECT_NE(test::read_text(dir + "/compare.csv").find("model,train_compression,test_compression,seed"), std::string::npos);
 
@@ -67,6 +72,36 @@ TEST(CompareCommand, QuickSlow) {
   const test::CommandResult again = test::run_fstm(args, dir);
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.err.find("epoch 1/1"), std::string::npos) << again.err;
+}
+
+// The donor rate: a swap A_B counts when its feature is nearer the donor B's real frames than the
+// context A's; reenactments (no visible target) and reals are not asked.
+TEST(CompareDonorRate, CountsSwapsNearerTheDonorThanTheContext) {
+  auto video = [](int det, int source, int target, bool visible) {
+    io::IndexVideo v;
+    v.det = det;
+    v.source = source;
+    v.target = target;
+    v.target_visible = visible;
+    return v;
+  };
+  const io::IndexVideo a = video(0, 0, 0, true), b = video(0, 1, 1, true), ab = video(1, 0, 1, true),
+                       reenact = video(1, 0, 1, false);
+  // A's reals point along x, B's along y (scaled rows: the centroid uses unit rows)
+  std::vector<std::vector<float>> rows = {{2, 0}, {3, 0.1f}, {0, 1}, {0.2f, 5}};
+  std::vector<const io::IndexVideo*> videos = {&a, &a, &b, &b};
+  auto with = [&](std::vector<std::vector<float>> swaps, const io::IndexVideo* v) {
+    std::vector<std::vector<float>> r = rows;
+    std::vector<const io::IndexVideo*> vs = videos;
+    for (auto& s : swaps) r.push_back(s), vs.push_back(v);
+    return donor_rate(r, vs);
+  };
+  EXPECT_DOUBLE_EQ(with({{0.1f, 0.9f}, {0.2f, 3}}, &ab), 1.0);    // the donor's identity
+  EXPECT_DOUBLE_EQ(with({{0.9f, 0.1f}, {4, 1}}, &ab), 0.0);       // the context's
+  EXPECT_DOUBLE_EQ(with({{0.9f, 0.1f}, {0.1f, 0.9f}}, &ab), 0.5);
+  EXPECT_TRUE(std::isnan(with({{0.1f, 0.9f}}, &reenact)));        // no visible target: not asked
+  EXPECT_TRUE(std::isnan(donor_rate({{1, 0}, {0, 1}}, {&a, &ab}))); // the donor has no real frames
+  EXPECT_THROW(donor_rate({{1, 0}}, {&a, &b}), Error);
 }
 
 TEST(CompareCommand, BadInputsExitWithAClearMessage) {

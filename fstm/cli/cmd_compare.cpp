@@ -16,6 +16,7 @@ Command make_compare_command() {
   struct Flags {
     CompareOptions o;
     bool quick = false, quiet = false;
+    std::string fst_head = "mlp", int_bound = "logistic";
     CLI::App* sub = nullptr;
   };
   auto f = std::make_shared<Flags>();
@@ -40,6 +41,14 @@ Command make_compare_command() {
     s->add_option("--epochs", o.epochs, "Epochs of both models (the same steps)")->capture_default_str();
     s->add_option("--batch", o.batch, "Training batch size")->capture_default_str();
     s->add_option("--lr", o.lr, "Learning rate (AdamW, cosine schedule)")->capture_default_str();
+    s->add_option("--fst-head", f->fst_head, "FST-Matching's real/fake head: mlp, or linear (the released code; its interaction is 0)")
+        ->check(CLI::IsMember({"mlp", "linear"}))
+        ->capture_default_str();
+    s->add_option("--l-src", o.l_src, "FST-Matching: weight of the source identity loss")->capture_default_str();
+    s->add_option("--l-tgt", o.l_tgt, "FST-Matching: weight of the target identity loss")->capture_default_str();
+    s->add_option("--l-int", o.l_int, "FST-Matching: weight of the interaction loss (Eq. 5)")->capture_default_str();
+    s->add_option("--int-bound", f->int_bound, "FST-Matching's interaction loss: logistic, clamp:C or none (as fstm train)")
+        ->capture_default_str();
     s->add_option("--threads", o.threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
     s->add_flag("--quick", f->quick, "Tiny sizes for tests: 12 synthetic identities, c40, 2 seeds, 1 epoch");
     s->add_flag("--quiet", f->quiet, "No progress bars");
@@ -47,6 +56,8 @@ Command make_compare_command() {
   };
   c.run = [f] {
     CompareOptions o = f->o;
+    o.fst_head = parse_fst_head(f->fst_head);
+    o.interaction = parse_interaction_bound(f->int_bound);
     if (f->quick) {
       CompareOptions q = CompareOptions::quick(o);
       auto given = [&](const char* flag) { return f->sub->get_option(flag)->count() > 0; };

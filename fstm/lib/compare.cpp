@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
 #include "autograd/autograd.h"
+#include "autograd/ops.h"
 #include "fstm/lib/evaluator.h"
 #include "fstm/lib/fst_model.h"
 #include "fstm/lib/metrics_shapley.h"
@@ -63,6 +65,11 @@ TrainOptions train_options(const CompareOptions& o, const std::string& model, co
   t.schedule = o.schedule;
   t.warmup_epochs = o.warmup_epochs;
   t.fst_hidden = o.fst_hidden;
+  t.fst_head = fst_head_name(o.fst_head);
+  t.l_src = o.l_src;
+  t.l_tgt = o.l_tgt;
+  t.l_int = o.l_int;
+  t.int_bound = interaction_bound_name(o.interaction);
   t.seed = seed;
   t.threads = o.threads;
   t.progress = o.progress;
@@ -138,6 +145,58 @@ std::pair<double, double> fst_head_accuracy(const std::string& checkpoint, const
   return {double(right[0]) / double(seen), double(right[1]) / double(seen)};
 }
 
+// The donor rate (compare.h) of each feature of the model (`features`: images -> one or more
+// [N, C]) on the test split at `compression`: identities no model trained on.
+std::vector<double> test_donor_rate(LoadedModel& m, const std::string& index, const std::string& compression,
+                                    const std::function<std::vector<Tensor>(const Tensor&)>& features) {
+  io::LoaderOptions lo;
+  lo.splits = {"test"};
+  lo.compressions = {compression};
+  lo.batch_size = 64;
+  lo.shuffle = false;
+  lo.drop_last = false;
+  lo.size = m.input_size;
+  lo.norm = m.normalization;
+  io::DataLoader loader(index, lo);
+  const io::FaceIndex& fi = loader.index();
+  NoGradGuard no_grad;
+  m.net->eval();
+  std::vector<std::vector<std::vector<float>>> rows;  // feature k -> frame -> row
+  std::vector<const io::IndexVideo*> videos;          // frame -> its video
+  io::Batch b;
+  while (loader.next(b)) {
+    const std::vector<Tensor> f = features(b.images);
+    rows.resize(f.size());
+    for (size_t k = 0; k < f.size(); ++k) {
+      const std::vector<float> v = f[k].to_vector();
+      const size_t C = size_t(f[k].size(1));
+      for (size_t i = 0; i < b.frames.size(); ++i) rows[k].emplace_back(v.begin() + long(i * C), v.begin() + long((i + 1) * C));
+    }
+    for (int64_t i : b.frames) videos.push_back(&fi.videos[size_t(fi.frames[size_t(i)].video)]);
+  }
+  std::vector<double> out;
+  for (const auto& r : rows) out.push_back(donor_rate(r, videos));
+  return out;
+}
+
+// v_d: its pooled features. FST: the source and target identity features f^r = a * f.
+void measure_donor_rate(CompareRun& run, const std::string& index, const std::string& compression) {
+  ModelSpec spec;
+  spec.model = run.checkpoint;
+  LoadedModel m = load_model(spec);
+  if (auto* fst = dynamic_cast<FstModel*>(m.net.get())) {
+    const std::vector<double> v = test_donor_rate(m, index, compression, [&](const Tensor& x) {
+      const Tensor f_s = fst->source_encoder->features(x), f_t = fst->target_encoder->features(x);
+      return std::vector<Tensor>{ops::mul(fst->source_se->forward(f_s), f_s), ops::mul(fst->target_se->forward(f_t), f_t)};
+    });
+    if (v.size() == 2) run.source_donor_rate = v[0], run.target_donor_rate = v[1];
+  } else {
+    const std::vector<double> v =
+        test_donor_rate(m, index, compression, [&](const Tensor& x) { return std::vector<Tensor>{m.net->features(x)}; });
+    if (v.size() == 1) run.features_donor_rate = v[0];
+  }
+}
+
 CompareRun train_and_test(const CompareOptions& o, const std::string& model, const std::string& index,
                           const std::string& compression, uint64_t seed, const std::string& work) {
   const TrainOptions t = train_options(o, model, index, compression, seed, work);
@@ -154,6 +213,7 @@ CompareRun train_and_test(const CompareOptions& o, const std::string& model, con
   const std::vector<std::string> tests =
       compression == "raw" ? std::vector<std::string>{"raw", "c23", "c40"} : std::vector<std::string>{compression};
   run.tests = test_model(o, run.checkpoint, index, tests);
+  measure_donor_rate(run, index, compression);
   if (model == "fst" && !r.epochs.empty()) {
     run.losses = r.epochs.back().losses;
     auto term = [&](const char* k) { return run.losses.count(k) ? run.losses.at(k) : 0.0; };
@@ -216,13 +276,14 @@ std::string csv(const CompareResult& r) {
   std::ostringstream s;
   s.precision(9);
   s << "model,train_compression,test_compression,seed,steps,auc,video_auc,acc,balanced_acc_val,interaction_share,"
-       "source_head_acc,target_head_acc\n";
+       "source_head_acc,target_head_acc,features_donor_rate,source_donor_rate,target_donor_rate\n";
   auto n = [](double v) { return std::isfinite(v) ? std::to_string(v) : std::string(); };
   for (const CompareRun& run : r.runs)
     for (const auto& [c, t] : run.tests)
       s << run.model << "," << run.train_compression << "," << c << "," << run.seed << "," << run.steps << "," << n(t.auc)
         << "," << n(t.video_auc) << "," << n(t.acc) << "," << n(t.balanced_acc_val) << "," << n(run.interaction_share)
-        << "," << n(run.source_head_acc) << "," << n(run.target_head_acc) << "\n";
+        << "," << n(run.source_head_acc) << "," << n(run.target_head_acc) << "," << n(run.features_donor_rate)
+        << "," << n(run.source_donor_rate) << "," << n(run.target_donor_rate) << "\n";
   return s.str();
 }
 
@@ -256,6 +317,25 @@ void report_h3_view(HtmlReport& h, const CompareResult& r) {
   h.table(rows, "Mean ± SD over the seeds of the raw-trained models.");
 }
 
+void report_donor_rate(HtmlReport& h, const CompareResult& r) {
+  std::vector<std::vector<std::string>> rows = {
+      {"compression", "seed", "v_d features", "FST source identity features", "FST target identity features"}};
+  std::map<std::pair<std::string, uint64_t>, std::vector<std::string>> by;  // (compression, seed) -> row
+  for (const CompareRun& run : r.runs) {
+    std::vector<std::string>& row = by[{run.train_compression, run.seed}];
+    if (row.empty()) row = {run.train_compression, std::to_string(run.seed), "-", "-", "-"};
+    if (run.model == "det") row[2] = format_number(run.features_donor_rate);
+    if (run.model == "fst") row[3] = format_number(run.source_donor_rate), row[4] = format_number(run.target_donor_rate);
+  }
+  for (const auto& [key, row] : by) rows.push_back(row);
+  h.table(rows, "Donor rate on the test split's swaps (Deepfakes, FaceSwap, FaceShifter), identities no model "
+                "trained on: the share of swap frames A_B whose features lie nearer (cosine) to the donor B's real "
+                "frames than to the context A's. 1: the features carry the inner face's identity; 0: the context's. "
+                "FST-Matching finds a swap by its target encoder seeing B where its source encoder sees A; a target "
+                "encoder that gives A on unseen faces leaves nothing to match, however well its heads fit the "
+                "training identities.");
+}
+
 void report_diagnostics(HtmlReport& h, const CompareResult& r) {
   h.heading("Why: the mechanism, measured");
   std::vector<std::vector<std::string>> rows = {{"compression", "seed", "FST source head acc (train frames)",
@@ -273,6 +353,7 @@ void report_diagnostics(HtmlReport& h, const CompareResult& r) {
   h.table(rows, "FST-Matching finds a fake by matching identities: heads near chance give it nothing to match, "
                 "and an interaction term that dominates the loss crowds out the detection term. Last epoch's terms; "
                 "the heads' chance accuracy is 1/K (K = exp(chance CE)).");
+  report_donor_rate(h, r);
   std::vector<std::string> methods;
   for (const CompareRun& run : r.runs)
     for (const auto& [c, t] : run.tests)
@@ -317,6 +398,42 @@ std::string finding(const CompareResult& r) {
 
 }  // namespace
 
+double donor_rate(const std::vector<std::vector<float>>& rows, const std::vector<const io::IndexVideo*>& videos) {
+  FSTM_CHECK(rows.size() == videos.size(), "donor rate: ", rows.size(), " feature rows for ", videos.size(), " frames");
+  auto unit = [](const std::vector<float>& r) {
+    std::vector<double> u(r.begin(), r.end());
+    double n = 0;
+    for (double x : u) n += x * x;
+    n = std::sqrt(n);
+    for (double& x : u) x = n > 0 ? x / n : 0.0;
+    return u;
+  };
+  std::map<int, std::vector<double>> centroid;  // identity -> sum of its real frames' unit rows
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (videos[i]->det != 0) continue;
+    const std::vector<double> u = unit(rows[i]);
+    std::vector<double>& c = centroid[videos[i]->source];
+    c.resize(u.size(), 0.0);
+    for (size_t j = 0; j < u.size(); ++j) c[j] += u[j];
+  }
+  auto cosine = [](const std::vector<double>& u, const std::vector<double>& c) {
+    double dot = 0, n = 0;
+    for (size_t j = 0; j < u.size() && j < c.size(); ++j) dot += u[j] * c[j], n += c[j] * c[j];
+    return n > 0 ? dot / std::sqrt(n) : 0.0;
+  };
+  int64_t donor = 0, asked = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const io::IndexVideo& v = *videos[i];
+    if (v.det == 0 || !v.target_visible || v.source == v.target) continue;
+    const auto a = centroid.find(v.source), d = centroid.find(v.target);
+    if (a == centroid.end() || d == centroid.end()) continue;
+    const std::vector<double> u = unit(rows[i]);
+    donor += cosine(u, d->second) > cosine(u, a->second);
+    ++asked;
+  }
+  return asked > 0 ? double(donor) / double(asked) : NAN;
+}
+
 CompareOptions CompareOptions::quick(CompareOptions o) {
   make_tiny(o.synthetic, 12);
   o.compressions = {"c40"};
@@ -340,7 +457,9 @@ CompareResult run_compare(const CompareOptions& o) {
                   {"arch", o.arch},                 {"init", o.init.empty() ? "random" : o.init},
                   {"epochs", o.epochs},             {"batch", o.batch},   {"lr", o.lr},
                   {"schedule", o.schedule},         {"warmup_epochs", o.warmup_epochs},
-                  {"fst_hidden", o.fst_hidden},     {"optimizer", "adamw"}, {"photometric_augmentation", false}};
+                  {"fst_hidden", o.fst_hidden},     {"optimizer", "adamw"}, {"photometric_augmentation", false},
+                  {"fst_head", fst_head_name(o.fst_head)}, {"l_src", o.l_src}, {"l_tgt", o.l_tgt},
+                  {"l_int", o.l_int},               {"interaction_bound", interaction_bound_name(o.interaction)}};
   if (o.data.empty()) res.settings["data"] = synthetic_faces_json(o.synthetic);
   for (const std::string& c : o.compressions)
     for (int k = 0; k < o.seeds; ++k)
@@ -365,7 +484,10 @@ json CompareResult::to_json() const {
     runs_j.push_back({{"model", r.model}, {"train_compression", r.train_compression}, {"seed", r.seed},
                       {"steps", r.steps}, {"checkpoint", r.checkpoint}, {"tests", tests_j}, {"losses", losses_j},
                       {"interaction_share", num(r.interaction_share)}, {"identity_chance_ce", num(r.identity_chance_ce)},
-                      {"source_head_acc", num(r.source_head_acc)}, {"target_head_acc", num(r.target_head_acc)}});
+                      {"source_head_acc", num(r.source_head_acc)}, {"target_head_acc", num(r.target_head_acc)},
+                      {"test_donor_rate",
+                       {{"features", num(r.features_donor_rate)}, {"source", num(r.source_donor_rate)},
+                        {"target", num(r.target_donor_rate)}}}});
   }
   json cells_j = json::array();
   for (const CompareCell& c : cells)

@@ -24,7 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "fstm/lib/fst_model.h"
 #include "fstm/lib/pipeline.h"
+#include "io/dataset.h"
 
 namespace fstm {
 
@@ -44,6 +46,11 @@ struct CompareOptions {
   std::string schedule = "cosine";
   float warmup_epochs = 0.5f;
   int fst_hidden = 256;
+  // FST-Matching's loss (the same defaults as `fstm train`): the real/fake head, the interaction
+  // term's weight and bound, the identity heads' weights
+  FstHead fst_head = FstHead::mlp;
+  float l_src = 0.5f, l_tgt = 1.0f, l_int = 100.0f;
+  InteractionLossOptions interaction;
   int head_frames = 512;  // training frames on which FST's identity heads are scored
   SyntheticFacesOptions synthetic;  // the demo's data: 60 identities, 8 faces per video
   int threads = 0;
@@ -72,6 +79,10 @@ struct CompareRun {
   // the weighted total, chance for the identity heads (ln K), and their accuracy on training frames
   std::map<std::string, double> losses;
   double interaction_share = NAN, identity_chance_ce = NAN, source_head_acc = NAN, target_head_acc = NAN;
+  // On the test split's swaps at the training compression (identities no model trained on): the share
+  // nearer to the donor's real frames than to the context's (compare.cpp: test_donor_rate). FST's
+  // source and target identity features f^r = a * f; v_d's pooled features (NaN where not the model)
+  double source_donor_rate = NAN, target_donor_rate = NAN, features_donor_rate = NAN;
 };
 
 // Mean and SD over the seeds of one (model, train, test) cell.
@@ -101,6 +112,15 @@ struct CompareResult {
   double seconds = 0;
   nlohmann::json to_json() const;
 };
+
+// Whose identity features carry on unseen faces, the evidence FST-Matching's matching needs: each
+// identity's real frames give a centroid (the mean of their unit feature rows); each swap A_B whose
+// target is visible (io/dataset.h: not the reenactments) counts when its row lies nearer (cosine)
+// to the donor B's centroid than to the context A's. rows[i] is frame i's feature, videos[i] its
+// video. Near 1: the features carry the inner face's identity; near 0: the context's (A's
+// background, head and lighting). NaN when no swap has both centroids. compare measures it on the
+// test split for v_d's pooled features and FST's identity features f^r = a * f.
+double donor_rate(const std::vector<std::vector<float>>& rows, const std::vector<const io::IndexVideo*>& videos);
 
 // Trains (or reuses, under WORK/runs) and evaluates every model. Throws fstm::Error on bad options
 // or data, Interrupted when options.stop fires (finished runs are reused by the next call).
