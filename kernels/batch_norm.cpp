@@ -1,8 +1,6 @@
 #include "kernels/batch_norm.h"
 
-#include "kernels/activation.h"
 #include "kernels/dispatch.h"
-#include "kernels/elementwise.h"
 
 namespace fstm::kernels {
 
@@ -25,37 +23,17 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& g
   FSTM_DISPATCH(x, batch_norm_backward_eval, dy, x, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
 }
 
-// CUDA has no fused kernel for this yet: there the same result comes from its batch norm, add and
-// ReLU kernels in turn (the memory passes the fusion saves on the CPU).
 void batch_norm_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual,
                                    Tensor& running_mean, Tensor& running_var, float momentum, float eps, Tensor& y,
                                    Tensor& save_mean, Tensor& save_invstd) {
-  if (x.is_cuda()) {
-    batch_norm_forward_train(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
-    if (residual.defined()) add_inplace(y, residual);
-    activation_forward(Activation::Relu, y, y);
-    return;
-  }
-  if (use_reference())
-    ref::batch_norm_relu_forward_train(x, gamma, beta, residual, running_mean, running_var, momentum, eps, y,
-                                       save_mean, save_invstd);
-  else
-    cpu::batch_norm_relu_forward_train(x, gamma, beta, residual, running_mean, running_var, momentum, eps, y,
-                                       save_mean, save_invstd);
+  FSTM_DISPATCH(x, batch_norm_relu_forward_train, x, gamma, beta, residual, running_mean, running_var, momentum, eps,
+                y, save_mean, save_invstd);
 }
 void batch_norm_relu_backward_train(const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
                                     const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx, Tensor& dgamma,
                                     Tensor& dbeta, Tensor& dresidual) {
-  if (x.is_cuda()) {
-    Tensor dz = dresidual.defined() ? dresidual : Tensor::empty(dy.shape(), DType::f32, dy.device());
-    activation_backward(Activation::Relu, dy, y, y, dz);  // ReLU's derivative reads only y
-    batch_norm_backward_train(dz, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
-    return;
-  }
-  if (use_reference())
-    ref::batch_norm_relu_backward_train(dy, x, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta, dresidual);
-  else
-    cpu::batch_norm_relu_backward_train(dy, x, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta, dresidual);
+  FSTM_DISPATCH(x, batch_norm_relu_backward_train, dy, x, y, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+                dresidual);
 }
 
 }  // namespace fstm::kernels

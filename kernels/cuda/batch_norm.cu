@@ -5,6 +5,9 @@
 // the rounding of the f32 mean. Per-channel finishing steps run one thread per channel; the
 // normalisation and dx are elementwise kernels in f32.
 #include "kernels/batch_norm.h"
+
+#include "kernels/activation.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/common.h"
 #include "kernels/cuda/device_util.cuh"
 
@@ -197,6 +200,26 @@ void batch_norm_backward_eval(const Tensor& dy, const Tensor& x, const Tensor& g
                                                                       C, f32_or_null(dgamma), f32_or_null(dbeta),
                                                                       nullptr);
   FSTM_CUDA_CHECK_LAUNCH("bn_finish_backward_kernel");
+}
+
+// ResNet's epilogue y = relu(bn(x) + residual). No fused kernel yet: batch norm, the residual add and
+// the ReLU run in turn on the stream (the memory passes the CPU kernel's fusion saves are spent
+// here), with the statistics and running-stat update of batch_norm_forward_train.
+void batch_norm_relu_forward_train(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& residual,
+                                   Tensor& running_mean, Tensor& running_var, float momentum, float eps, Tensor& y,
+                                   Tensor& save_mean, Tensor& save_invstd) {
+  cuda::batch_norm_forward_train(x, gamma, beta, running_mean, running_var, momentum, eps, y, save_mean, save_invstd);
+  if (residual.defined()) cuda::add_inplace(y, residual);
+  cuda::activation_forward(Activation::Relu, y, y);
+}
+
+// dz = dy * (y > 0) into dresidual when defined (else a scratch tensor), then batch norm's backward.
+void batch_norm_relu_backward_train(const Tensor& dy, const Tensor& x, const Tensor& y, const Tensor& gamma,
+                                    const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx, Tensor& dgamma,
+                                    Tensor& dbeta, Tensor& dresidual) {
+  Tensor dz = dresidual.defined() ? dresidual : Tensor::empty(dy.shape(), DType::f32, dy.device());
+  cuda::activation_backward(Activation::Relu, dy, y, y, dz);  // ReLU's derivative reads only y
+  cuda::batch_norm_backward_train(dz, x, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
 }
 
 }  // namespace fstm::kernels::cuda
