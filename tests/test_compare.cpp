@@ -72,6 +72,13 @@ TEST(CompareCommand, QuickSlow) {
   const test::CommandResult again = test::run_fstm(args, dir);
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.err.find("epoch 1/1"), std::string::npos) << again.err;
+
+  // FST's loss settings vary FST only: v_d's runs are reused, FST's retrained
+  const test::CommandResult varied = test::run_fstm(args + " --l-int 1", dir);
+  EXPECT_EQ(varied.exit_code, 0) << varied.err;
+  EXPECT_EQ(varied.err.find("det-c40-seed"), std::string::npos) << varied.err;
+  EXPECT_NE(varied.err.find("fst-c40-seed0 holds a run with other settings"), std::string::npos) << varied.err;
+  EXPECT_EQ(nlohmann::json::parse(test::read_text(dir + "/results.json"))["settings"]["l_int"], 1.0);
 }
 
 // The donor rate: a swap A_B counts when its feature is nearer the donor B's real frames than the

@@ -47,7 +47,7 @@ std::string prepare_index(const CompareOptions& o, const std::string& work) {
   return face_index_or_synthetic(o.data, so, work);
 }
 
-// The same settings for both models: only `model` differs.
+// The same settings for both models: only `model` and FST-Matching's own loss settings differ.
 TrainOptions train_options(const CompareOptions& o, const std::string& model, const std::string& index,
                            const std::string& compression, uint64_t seed, const std::string& work) {
   TrainOptions t;
@@ -64,12 +64,14 @@ TrainOptions train_options(const CompareOptions& o, const std::string& model, co
   t.epochs = o.epochs;
   t.schedule = o.schedule;
   t.warmup_epochs = o.warmup_epochs;
-  t.fst_hidden = o.fst_hidden;
-  t.fst_head = fst_head_name(o.fst_head);
-  t.l_src = o.l_src;
-  t.l_tgt = o.l_tgt;
-  t.l_int = o.l_int;
-  t.int_bound = interaction_bound_name(o.interaction);
+  if (model == "fst") {  // FST's settings only, so that varying them reuses the v_d runs
+    t.fst_hidden = o.fst_hidden;
+    t.fst_head = fst_head_name(o.fst_head);
+    t.l_src = o.l_src;
+    t.l_tgt = o.l_tgt;
+    t.l_int = o.l_int;
+    t.int_bound = interaction_bound_name(o.interaction);
+  }
   t.seed = seed;
   t.threads = o.threads;
   t.progress = o.progress;
