@@ -35,7 +35,7 @@ ChannelAttention::ChannelAttention(int64_t channels, int64_t reduction, Rng& rng
   fc = register_module("fc", std::move(seq));
 }
 
-// a = sigmoid(W2 relu(W1 f))  [N, C] -> [N, C]
+// Eq. 3 (first half): a = sigmoid(W2 relu(W1 f))  [N, C] -> [N, C]
 Tensor ChannelAttention::forward(const Tensor& f) {
   FSTM_CHECK(f.dim() == 2, "ChannelAttention: expected pooled features [N, C], got ", f.describe());
   return fc->forward(f);
@@ -85,7 +85,7 @@ FstOutputs FstModel::forward_pooled(const Tensor& f_s, const Tensor& f_t, bool w
   FstOutputs out;
   out.source_attention = source_se->forward(f_s);
   out.target_attention = target_se->forward(f_t);
-  // f^r = a * f feeds the identity heads, f^ir = (1 - a) * f the det head h
+  // Eq. 3: f^r = a * f feeds the identity heads, f^ir = (1 - a) * f the det head h
   out.source = source_encoder->head(ops::mul(out.source_attention, f_s));
   out.target = target_encoder->head(ops::mul(out.target_attention, f_t));
   out.source_ir = ops::mul(ops::one_minus(out.source_attention), f_s);

@@ -165,7 +165,8 @@ Losses compute_losses(ImageClassifier& net, ModelType type, const Tensor& images
   const bool with_interaction = w.interaction != 0.0f;
   const FstOutputs o = fst->forward_all(images, with_interaction);
   out.logits = o.det;
-  // L = L_det + l_s L_s + l_t L_t + l_int L_int, L_det = CE(h([f_t^ir, f_s^ir]), y_det), L_s/L_t = CE on f^r
+  // Eq. 4, the supervised terms: L_det = CE(h([f_t^ir, f_s^ir]), y_det), L_s / L_t = CE of the identity
+  // heads on f^r. Eq. 6, the total: L = L_det + l_s L_s + l_t L_t + l_int L_int (L_int: Eq. 5)
   const Tensor l_det = ops::cross_entropy(o.det, det);
   out.terms.emplace_back("det", l_det);
   out.total = l_det;
