@@ -11,14 +11,11 @@
 
 #include "fstm_build_config.h"
 #include "tensor/error.h"
+#include "tensor/environment.h"
 
 namespace fstm::io {
 
-std::string default_landmark_model() {
-  const char* env = std::getenv("FSTM_DLIB_LANDMARKS");
-  if (env && *env) return env;
-  return "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
-}
+std::string default_landmark_model() { return environment().dlib_landmarks; }
 
 #if !FSTM_HAVE_DLIB
 bool face_detection_supported() { return false; }

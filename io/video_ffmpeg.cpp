@@ -13,6 +13,7 @@
 
 #include "io/video.h"
 #include "tensor/error.h"
+#include "tensor/environment.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -49,8 +50,7 @@ void log_callback(void* avcl, int level, const char* fmt, va_list args) {
 void install_log_callback() {
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* env = std::getenv("FSTM_FFMPEG_LOG");
-    g_echo_log = env && *env && std::string(env) != "0";
+    g_echo_log = environment().ffmpeg_log;
     av_log_set_callback(log_callback);
   });
 }

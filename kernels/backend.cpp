@@ -2,16 +2,12 @@
 
 #include <omp.h>
 
-#include <cstdlib>
-#include <cstring>
+#include "tensor/environment.h"
 
 namespace fstm::kernels {
 
 namespace {
-CpuPath initial_path() {
-  const char* env = std::getenv("FSTM_REFERENCE_KERNELS");
-  return (env && std::strcmp(env, "0") != 0 && *env) ? CpuPath::Reference : CpuPath::Fast;
-}
+CpuPath initial_path() { return environment().reference_kernels ? CpuPath::Reference : CpuPath::Fast; }
 CpuPath g_path = initial_path();
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/trace.h"
+#include "tensor/environment.h"
 
 namespace fstm {
 
@@ -28,8 +29,7 @@ InferencePlan::InferencePlan(const Forward& forward, const Shape& input_shape, D
   }
   graph_ = build_inference_graph(tracer, x, y, input_shape[0]);
   // FSTM_INFERENCE_REFERENCE=1 runs every plan op by op with the eager kernels (for debugging).
-  const char* reference = std::getenv("FSTM_INFERENCE_REFERENCE");
-  const bool force_reference = reference && std::string(reference) == "1";
+  const bool force_reference = environment().inference_reference;
   if (!force_reference && device.is_cuda()) executor_ = make_cuda_executor(graph_, dtype, device);
   if (!force_reference && device.is_cpu()) executor_ = make_onednn_executor(graph_, dtype);
   if (!executor_) {

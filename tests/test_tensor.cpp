@@ -1,6 +1,9 @@
 #include <cmath>
+#include <map>
+#include <string>
 
 #include "tensor/allocator.h"
+#include "tensor/environment.h"
 #include "tensor/tensor.h"
 #include "tests/test_support.h"
 
@@ -73,3 +76,50 @@ TEST(Device, ParseAndErrors) {
   }
   EXPECT_THROW(Device::parse("cuda:99"), Error);
 }
+
+namespace fstm {
+namespace {
+
+// Every variable fstm reads is parsed in one place (tensor/environment.h), each in its own form.
+TEST(Environment, EachVariableKeepsItsForm) {
+  auto read = [](std::map<std::string, std::string> vars) {
+    return Environment::read([vars](const char* name) -> const char* {
+      const auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    });
+  };
+  const Environment unset = read({});
+  EXPECT_FALSE(unset.reference_kernels || unset.inference_reference || unset.conv_winograd || unset.ffmpeg_log);
+  EXPECT_TRUE(unset.cuda_graphs && unset.cudnn_fused && unset.progress);
+  EXPECT_EQ(unset.dlib_landmarks, "/usr/share/dlib/shape_predictor_68_face_landmarks.dat");
+  // "set, not empty and not 0"
+  EXPECT_TRUE(read({{"FSTM_REFERENCE_KERNELS", "yes"}}).reference_kernels);
+  EXPECT_FALSE(read({{"FSTM_REFERENCE_KERNELS", "0"}}).reference_kernels);
+  EXPECT_FALSE(read({{"FSTM_REFERENCE_KERNELS", ""}}).reference_kernels);
+  EXPECT_TRUE(read({{"FSTM_FFMPEG_LOG", "1"}}).ffmpeg_log);
+  EXPECT_FALSE(read({{"FSTM_FFMPEG_LOG", "0"}}).ffmpeg_log);
+  // exactly "1"
+  EXPECT_TRUE(read({{"FSTM_INFERENCE_REFERENCE", "1"}}).inference_reference);
+  EXPECT_FALSE(read({{"FSTM_INFERENCE_REFERENCE", "yes"}}).inference_reference);
+  EXPECT_TRUE(read({{"FSTM_CONV_WINOGRAD", "1"}}).conv_winograd);
+  // exactly "0" turns off
+  EXPECT_FALSE(read({{"FSTM_CUDA_GRAPHS", "0"}}).cuda_graphs);
+  EXPECT_TRUE(read({{"FSTM_CUDA_GRAPHS", "off"}}).cuda_graphs);
+  EXPECT_FALSE(read({{"FSTM_CUDNN_FUSED", "0"}}).cudnn_fused);
+  EXPECT_FALSE(read({{"FSTM_PROGRESS", "0"}}).progress);
+  EXPECT_EQ(read({{"FSTM_DLIB_LANDMARKS", "/m.dat"}}).dlib_landmarks, "/m.dat");
+  EXPECT_EQ(read({{"FSTM_DLIB_LANDMARKS", ""}}).dlib_landmarks, unset.dlib_landmarks);
+  EXPECT_EQ(unset.describe().size(), 8u);
+}
+
+// fstm info prints the environment as read (the test runner sets FSTM_PROGRESS=0).
+TEST(Environment, InfoPrintsWhatWasRead) {
+  const std::string dir = test::temp_dir("env_info");
+  const test::CommandResult r = test::run_fstm("info", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("env FSTM_PROGRESS: progress bars off"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("env FSTM_REFERENCE_KERNELS: "), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace fstm

@@ -9,12 +9,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "tensor/environment.h"
+
 namespace fstm {
 
 std::ostream* progress_stream() {
-  const char* env = std::getenv("FSTM_PROGRESS");
-  if (env && std::string(env) == "0") return nullptr;
-  return &std::cerr;
+  return environment().progress ? &std::cerr : nullptr;
 }
 
 ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit, std::ostream* out)

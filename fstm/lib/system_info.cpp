@@ -3,6 +3,7 @@
 #include "fstm_build_config.h"
 #include "kernels/backend.h"
 #include "tensor/device.h"
+#include "tensor/environment.h"
 
 #if FSTM_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -51,6 +52,7 @@ std::vector<std::pair<std::string, std::string>> system_info() {
   }
   info.emplace_back("ffmpeg", FSTM_HAVE_FFMPEG ? "yes" : "no");
   info.emplace_back("dlib", FSTM_HAVE_DLIB ? "yes" : "no");
+  for (const auto& [variable, effect] : environment().describe()) info.emplace_back("env " + variable, effect);
   return info;
 }
 

@@ -3,6 +3,7 @@
 #include "fstm_build_config.h"
 #if FSTM_HAVE_ONEDNN
 #include "kernels/cpu/onednn_common.h"
+#include "tensor/environment.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -54,11 +55,7 @@ size_t KeyHash::operator()(const Key& k) const {
 namespace {
 std::atomic<bool> g_cache_enabled{true};
 std::atomic<bool> g_conv_weights_any{true};
-bool winograd_from_environment() {
-  const char* env = std::getenv("FSTM_CONV_WINOGRAD");
-  return env && std::string(env) == "1";
-}
-std::atomic<bool> g_conv2d_winograd{winograd_from_environment()};
+std::atomic<bool> g_conv2d_winograd{environment().conv_winograd};
 }  // namespace
 void set_primitive_cache_enabled(bool enabled) { g_cache_enabled = enabled; }
 bool primitive_cache_enabled() { return g_cache_enabled; }

@@ -48,6 +48,7 @@
 #include "kernels/graph/buffer_plan.h"
 #include "kernels/graph/executor.h"
 #include "tensor/random.h"
+#include "tensor/environment.h"
 
 namespace fstm {
 
@@ -58,11 +59,6 @@ namespace fc = ::fstm::cuda;
 using kc::infer::Binary;
 
 constexpr size_t kFindWorkspaceLimit = size_t(1) << 30;
-
-bool env_disabled(const char* name) {
-  const char* v = std::getenv(name);
-  return v && std::string(v) == "0";
-}
 
 cudnnDataType_t cudnn_type(DType t) {
   switch (t) {
@@ -161,8 +157,8 @@ class CudaExecutor final : public InferenceExecutor {
     stream_ = fc::compute_stream(device.index);
     handle_ = fc::cudnn_handle(device.index);
     tf32_ = kc::allow_tf32();
-    use_fused_ = options.fused_conv && !env_disabled("FSTM_CUDNN_FUSED");
-    const bool use_graph = options.graphs && !env_disabled("FSTM_CUDA_GRAPHS");
+    use_fused_ = options.fused_conv && environment().cudnn_fused;
+    const bool use_graph = options.graphs && environment().cuda_graphs;
 
     for (const Shape& s : g.values) add_value(s);
     for (const GraphOp& op : g.ops) compile(op);
