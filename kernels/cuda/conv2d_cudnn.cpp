@@ -29,6 +29,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/cudnn_descriptors.h"
 #include "kernels/cuda_options.h"
 
 namespace fstm::kernels::cuda {
@@ -46,22 +47,10 @@ struct Algo {
   size_t workspace = 0;
 };
 
-struct ConvPlan {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
+// The descriptors x, y, w, conv (cudnn_descriptors.h) and the algorithm chosen per direction.
+struct ConvPlan : ConvDescriptors {
   bool tf32 = false;
   Algo algos[3];
-
-  ConvPlan() = default;
-  ConvPlan(const ConvPlan&) = delete;
-  ConvPlan& operator=(const ConvPlan&) = delete;
-  ~ConvPlan() {
-    if (x) cudnnDestroyTensorDescriptor(x);
-    if (y) cudnnDestroyTensorDescriptor(y);
-    if (w) cudnnDestroyFilterDescriptor(w);
-    if (conv) cudnnDestroyConvolutionDescriptor(conv);
-  }
 };
 
 using PlanKey = std::array<int64_t, 17>;
@@ -70,11 +59,6 @@ std::mutex g_plans_mutex;
 std::map<PlanKey, std::unique_ptr<ConvPlan>>& plans() {
   static auto* cache = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();  // lives as long as the handles
   return *cache;
-}
-
-int as_int(int64_t v, const char* what) {
-  FSTM_CHECK(v >= 0 && v <= INT_MAX, "conv2d: ", what, " ", v, " is too large for cuDNN");
-  return int(v);
 }
 
 // x [N, H, W, Ci], w [Co, Ci/groups, kH, kW], y [N, Ho, Wo, Co]
@@ -89,27 +73,8 @@ ConvPlan& plan_for(int device, const Shape& x, const Shape& w, const Shape& y, c
 
   auto plan = std::make_unique<ConvPlan>();
   plan->tf32 = tf32;
-  FSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->x));
-  FSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&plan->y));
-  FSTM_CUDNN_CHECK(cudnnCreateFilterDescriptor(&plan->w));
-  FSTM_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&plan->conv));
-  FSTM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, as_int(x[0], "batch"),
-                                              as_int(x[3], "channels"), as_int(x[1], "height"),
-                                              as_int(x[2], "width")));
-  FSTM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(plan->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, as_int(y[0], "batch"),
-                                              as_int(y[3], "channels"), as_int(y[1], "height"),
-                                              as_int(y[2], "width")));
-  FSTM_CUDNN_CHECK(cudnnSetFilter4dDescriptor(plan->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, as_int(w[0], "channels"),
-                                              as_int(w[1], "channels"), as_int(w[2], "kernel"),
-                                              as_int(w[3], "kernel")));
-  FSTM_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(plan->conv, p.pad_h, p.pad_w, p.stride_h, p.stride_w, p.dilation_h,
-                                                   p.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  FSTM_CUDNN_CHECK(cudnnSetConvolutionGroupCount(plan->conv, p.groups));
-  FSTM_CUDNN_CHECK(cudnnSetConvolutionMathType(plan->conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-  int n = 0, c = 0, h = 0, wd = 0;
-  FSTM_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(plan->conv, plan->x, plan->w, &n, &c, &h, &wd));
-  FSTM_CHECK(n == y[0] && c == y[3] && h == y[1] && wd == y[2], "conv2d: cuDNN computes output [", n, ", ", h, ", ",
-             wd, ", ", c, "] but the output is ", y.str());
+  static_cast<ConvDescriptors&>(*plan) =
+      make_conv_descriptors(x, w, y, p, CUDNN_DATA_FLOAT, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH, "conv2d");
   ConvPlan& result = *plan;
   cache.emplace(key, std::move(plan));
   return result;

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "kernels/cuda/common.h"
+#include "kernels/cuda/cudnn_descriptors.h"
 #include "kernels/cuda/graph.h"
 #include "kernels/cuda/inference_kernels.h"
 #include "kernels/cuda_options.h"
@@ -74,10 +75,6 @@ cudnnDataType_t cudnn_type(DType t) {
   throw Error(detail::concat("inference plan on CUDA: dtype ", dtype_name(t), " is not f32, bf16 or f16"));
 }
 
-int as_int(int64_t v, const char* what) {
-  FSTM_CHECK(v >= 0 && v <= INT_MAX, "inference plan on CUDA: ", what, " ", v, " is too large for cuDNN");
-  return int(v);
-}
 
 // Host f32 values converted to `t` (round to nearest even, as Tensor::to).
 Tensor host_to_dtype(const std::vector<float>& values, const Shape& shape, DType t) {
@@ -85,11 +82,9 @@ Tensor host_to_dtype(const std::vector<float>& values, const Shape& shape, DType
 }
 
 // One convolution: descriptors, device weights and the chosen algorithm.
-struct ConvStep {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
-  cudnnFilterDescriptor_t w = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnActivationDescriptor_t relu = nullptr;
+struct ConvStep : kc::ConvDescriptors {  // x, y, w, conv (cudnn_descriptors.h)
+  kc::TensorDescriptor bias;       // fusable only
+  kc::ActivationDescriptor relu;
   cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   cudnnMathType_t math = CUDNN_FMA_MATH;
   size_t workspace = 0;
@@ -100,18 +95,6 @@ struct ConvStep {
   bool fusable = false;  // post-ops are [relu] or [sum, relu], and there is a bias
   bool fused = false;    // checked at build time: run with cudnnConvolutionBiasActivationForward
   std::string text;      // "conv 3x3/1 64->64 [8, 56, 56, 64]" for messages
-
-  ConvStep() = default;
-  ConvStep(const ConvStep&) = delete;
-  ConvStep& operator=(const ConvStep&) = delete;
-  ~ConvStep() {
-    if (x) cudnnDestroyTensorDescriptor(x);
-    if (y) cudnnDestroyTensorDescriptor(y);
-    if (bias) cudnnDestroyTensorDescriptor(bias);
-    if (w) cudnnDestroyFilterDescriptor(w);
-    if (conv) cudnnDestroyConvolutionDescriptor(conv);
-    if (relu) cudnnDestroyActivationDescriptor(relu);
-  }
 };
 
 enum class StepKind { Conv, Linear, MaxPool, GlobalAvgPool, Activation, Affine, Binary, MulChannel, Concat, Convert };
@@ -322,29 +305,9 @@ class CudaExecutor final : public InferenceExecutor {
     c->text = detail::concat("conv ", ws[2], "x", ws[3], "/", p.stride_h, " ", xs[3], "->", ws[0],
                              p.groups > 1 ? " groups " + std::to_string(p.groups) : std::string(), " on ", xs.str());
     const cudnnDataType_t t = cudnn_type(dtype_);
-    FSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&c->x));
-    FSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&c->y));
-    FSTM_CUDNN_CHECK(cudnnCreateFilterDescriptor(&c->w));
-    FSTM_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&c->conv));
-    FSTM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(c->x, CUDNN_TENSOR_NHWC, t, as_int(xs[0], "batch"),
-                                                as_int(xs[3], "channels"), as_int(xs[1], "height"),
-                                                as_int(xs[2], "width")));
-    FSTM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(c->y, CUDNN_TENSOR_NHWC, t, as_int(ys[0], "batch"),
-                                                as_int(ys[3], "channels"), as_int(ys[1], "height"),
-                                                as_int(ys[2], "width")));
-    FSTM_CUDNN_CHECK(cudnnSetFilter4dDescriptor(c->w, t, CUDNN_TENSOR_NHWC, as_int(ws[0], "channels"),
-                                                as_int(ws[1], "channels"), as_int(ws[2], "kernel"),
-                                                as_int(ws[3], "kernel")));
-    // f32 accumulation for every dtype (PSEUDO_HALF / PSEUDO_BFLOAT16 for f16 / bf16).
-    FSTM_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c->conv, p.pad_h, p.pad_w, p.stride_h, p.stride_w, p.dilation_h,
-                                                     p.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    FSTM_CUDNN_CHECK(cudnnSetConvolutionGroupCount(c->conv, p.groups));
     c->math = dtype_ != DType::f32 ? CUDNN_TENSOR_OP_MATH : (tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH);
-    FSTM_CUDNN_CHECK(cudnnSetConvolutionMathType(c->conv, c->math));
-    int n = 0, ch = 0, h = 0, w = 0;
-    FSTM_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(c->conv, c->x, c->w, &n, &ch, &h, &w));
-    FSTM_CHECK(n == ys[0] && ch == ys[3] && h == ys[1] && w == ys[2], "inference plan on CUDA: cuDNN computes [", n,
-               ", ", h, ", ", w, ", ", ch, "] for ", c->text, " but the graph says ", ys.str());
+    static_cast<kc::ConvDescriptors&>(*c) =
+        kc::make_conv_descriptors(xs, ws, ys, p, t, c->math, "inference plan on CUDA: " + c->text);
 
     // Weights OIHW -> OHWI in the plan dtype; bias f32.
     const int64_t O = ws[0], I = ws[1], K = ws[2] * ws[3];
@@ -378,9 +341,9 @@ class CudaExecutor final : public InferenceExecutor {
     if (c->fusable) {
       c->sum_value = sum_relu ? po[0].sum_value : -1;
       c->bias_t = op.bias.to(DType::f32).to(dtype_).to(device_);
-      FSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&c->bias));
-      FSTM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(c->bias, CUDNN_TENSOR_NCHW, t, 1, as_int(O, "channels"), 1, 1));
-      FSTM_CUDNN_CHECK(cudnnCreateActivationDescriptor(&c->relu));
+      c->bias = kc::TensorDescriptor::create();
+      FSTM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(c->bias, CUDNN_TENSOR_NCHW, t, 1, kc::cudnn_int(O, "inference plan on CUDA", "channels"), 1, 1));
+      c->relu = kc::ActivationDescriptor::create();
       FSTM_CUDNN_CHECK(cudnnSetActivationDescriptor(c->relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
     }
     s.conv = int(convs_.size());
