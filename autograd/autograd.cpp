@@ -1,5 +1,6 @@
 #include "autograd/autograd.h"
 
+#include <atomic>
 #include <limits>
 #include <unordered_map>
 #include <unordered_set>
@@ -10,14 +11,14 @@ namespace fstm {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-bool g_poison = false;
+std::atomic<bool> g_poison{false};  // read by every backward, from any thread
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
-void set_poison_gradients(bool enabled) { g_poison = enabled; }
-bool poison_gradients() { return g_poison; }
+void set_poison_gradients(bool enabled) { g_poison.store(enabled, std::memory_order_relaxed); }
+bool poison_gradients() { return g_poison.load(std::memory_order_relaxed); }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!g_grad_enabled) return false;
