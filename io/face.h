@@ -95,7 +95,7 @@ struct AlignOptions {
 };
 
 int aligned_size(const AlignOptions& opt);
-// The 5 template points in output pixels: with r and ry as in DESIGN.md, applied to the template
+// The 5 template points in output pixels: with r and ry as in docs/design.md, applied to the template
 // scaled by opt.scale (so ry follows the scaled pupil, as the authors' get_mean_face).
 FivePoints alignment_template(const AlignOptions& opt);
 // Least-squares similarity (rotation, uniform scale, shift; never a reflection) taking src to dst.

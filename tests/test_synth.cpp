@@ -45,7 +45,7 @@ std::array<float, 2> mean_point(const Landmarks68& l, int from, int to) {  // po
   return {m[0] / float(to - from + 1), m[1] / float(to - from + 1)};
 }
 
-// Aligned face crop (c x c) from the 5-point similarity to the FST template (DESIGN.md), bilinear.
+// Aligned face crop (c x c) from the 5-point similarity to the FST template (docs/design.md), bilinear.
 std::vector<float> aligned_face(const Image& im, const Landmarks68& l, int c) {
   const double T[5][2] = {{-0.17607, -0.172844}, {0.1736, -0.17356}, {-0.00182, 0.0357164}, {-0.14617, 0.20185},
                           {0.14496, 0.19943}};
