@@ -106,6 +106,21 @@ std::map<std::string, CompareTest> test_model(const CompareOptions& o, const std
   return out;
 }
 
+// Every frame of `split` at `compression`, as model `m` reads them (its input size and
+// normalisation), in batches of 64 with no augmentation; `shuffle` mixes the split's frames.
+io::LoaderOptions model_frames(const LoadedModel& m, const std::string& split, const std::string& compression,
+                               bool shuffle) {
+  io::LoaderOptions lo;
+  lo.splits = {split};
+  lo.compressions = {compression};
+  lo.batch_size = 64;
+  lo.shuffle = shuffle;
+  lo.drop_last = false;
+  lo.size = m.input_size;
+  lo.norm = m.normalization;
+  return lo;
+}
+
 // Accuracy of FST's source and target identity heads on up to `limit` training frames at
 // `compression` (shuffled over the whole split). Training frames: the heads' classes are the
 // train-split identities.
@@ -116,15 +131,7 @@ std::pair<double, double> fst_head_accuracy(const std::string& checkpoint, const
   LoadedModel m = load_model(spec);
   auto* fst = dynamic_cast<FstModel*>(m.net.get());
   FSTM_CHECK(fst != nullptr, checkpoint, ": not an FST-Matching checkpoint");
-  io::LoaderOptions lo;
-  lo.splits = {"train"};
-  lo.compressions = {compression};
-  lo.batch_size = 64;
-  lo.shuffle = true;
-  lo.drop_last = false;
-  lo.size = m.input_size;
-  lo.norm = m.normalization;
-  io::DataLoader loader(index, lo);
+  io::DataLoader loader(index, model_frames(m, "train", compression, true));
   NoGradGuard no_grad;
   fst->eval();
   int64_t right[2] = {0, 0}, seen = 0;
@@ -152,15 +159,7 @@ std::pair<double, double> fst_head_accuracy(const std::string& checkpoint, const
 // [N, C]) on the test split at `compression`: identities no model trained on.
 std::vector<double> test_donor_rate(LoadedModel& m, const std::string& index, const std::string& compression,
                                     const std::function<std::vector<Tensor>(const Tensor&)>& features) {
-  io::LoaderOptions lo;
-  lo.splits = {"test"};
-  lo.compressions = {compression};
-  lo.batch_size = 64;
-  lo.shuffle = false;
-  lo.drop_last = false;
-  lo.size = m.input_size;
-  lo.norm = m.normalization;
-  io::DataLoader loader(index, lo);
+  io::DataLoader loader(index, model_frames(m, "test", compression, false));
   const io::FaceIndex& fi = loader.index();
   NoGradGuard no_grad;
   m.net->eval();
