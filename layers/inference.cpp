@@ -1,7 +1,5 @@
 #include "layers/inference.h"
 
-#include <cstdlib>
-
 #include "autograd/autograd.h"
 #include "autograd/trace.h"
 #include "tensor/environment.h"

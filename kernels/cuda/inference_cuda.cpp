@@ -75,7 +75,6 @@ cudnnDataType_t cudnn_type(DType t) {
   throw Error(detail::concat("inference plan on CUDA: dtype ", dtype_name(t), " is not f32, bf16 or f16"));
 }
 
-
 // Host f32 values converted to `t` (round to nearest even, as Tensor::to).
 Tensor host_to_dtype(const std::vector<float>& values, const Shape& shape, DType t) {
   return Tensor::from_vector(values, shape).to(t);
