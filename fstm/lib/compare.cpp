@@ -405,9 +405,11 @@ std::string finding(const CompareResult& r) {
     if (run.model == "fst" && std::isfinite(run.target_donor_rate)) donor[run.train_compression].push_back(run.target_donor_rate);
   for (const auto& [c, rates] : donor) {
     const auto [mean, sd] = mean_sd(rates);
-    f << c << ": FST's target identity features have a donor rate of " << pm(mean, sd)
-      << " on unseen test swaps (" << (mean > 0.5 ? "above" : "at or below")
-      << " one half: they carry " << (mean > 0.5 ? "the donor's identity more often than not" : "the context, not the donor")
+    f << c << ": FST's target identity features have a donor rate of " << pm(mean, sd) << " on unseen test swaps ("
+      << (mean > 0.5 ? "above one half: more swaps lie nearer the donor than the context"
+                     : mean < 0.5 ? "below one half: more swaps lie nearer the context than the donor, so there is "
+                                    "little identity to match"
+                                  : "one half: the features do not tell the donor from the context")
       << "). ";
   }
   f << "The paper (Table 4) reports FST-Matching ahead of its baselines, most at c40. With few seeds only a "
