@@ -60,7 +60,7 @@ void time_on_gpu(benchmark::State& state, const std::function<void()>& fn) {
 
 bool have_gpu(benchmark::State& state) {
   if (cuda_device_count() > 0) return true;
-  const std::string why = cuda_backend() ? cuda_backend()->status() : std::string("built without CUDA");
+  const std::string why = cuda_status();
   state.SkipWithError(("no usable GPU: " + why).c_str());
   return false;
 }

@@ -6,6 +6,9 @@ install(TARGETS fstm_core EXPORT fstmTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(FSTM_HAVE_CUDA)  # next to libfstm, which opens it at run time
+  install(TARGETS fstm_cuda EXPORT fstmTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(TARGETS fstm RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(dir tensor autograd kernels layers io fstm)
   install(DIRECTORY ${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fstm/${dir}

@@ -2,15 +2,12 @@
 #pragma once
 #include "fstm_build_config.h"
 #include "kernels/backend.h"
+#include "kernels/cuda_table.h"
 #include "tensor/error.h"
 
-// CUDA tensors go to kernels::cuda (or fail clearly in a build without CUDA).
-#if FSTM_HAVE_CUDA
-#define FSTM_CUDA_CALL(fn, ...) cuda::fn(__VA_ARGS__)
-#else
-#define FSTM_CUDA_CALL(fn, ...) \
-  throw ::fstm::Error(#fn ": a CUDA tensor was passed but fstm was built without CUDA")
-#endif
+// CUDA tensors go to kernels::cuda through the table libfstm_cuda.so registers when it is loaded
+// (kernels/cuda_table.h); without it, the call fails clearly, saying why there is no CUDA.
+#define FSTM_CUDA_CALL(fn, ...) ::fstm::kernels::cuda_kernels(#fn).fn(__VA_ARGS__)
 
 // Ops whose fast CPU path is oneDNN fall back to the reference loops in builds without it.
 #if FSTM_HAVE_ONEDNN

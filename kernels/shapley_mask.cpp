@@ -27,11 +27,7 @@ void check_shapley_mask_args(const ShapleyMaskArgs& a) {
 void shapley_mask(const ShapleyMaskArgs& a, Device device) {
   if (a.n == 0) return;
   if (device.is_cuda()) {
-#if FSTM_HAVE_CUDA
-    cuda::shapley_mask(a, device.index);
-#else
-    throw Error("shapley_mask: a CUDA buffer was passed but fstm was built without CUDA");
-#endif
+    cuda_kernels("shapley_mask").shapley_mask(a, device.index);
   } else if (use_reference()) {
     ref::shapley_mask(a);
   } else {

@@ -7,10 +7,7 @@
 #include <new>
 #include <utility>
 
-#include "fstm_build_config.h"
-#if FSTM_HAVE_CUDA
-#include "tensor/cuda/cuda_internal.h"
-#endif
+#include "tensor/device.h"
 
 namespace fstm {
 
@@ -20,14 +17,11 @@ constexpr size_t kHostAlignment = 64;
 
 PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {
   if (bytes == 0) return;
-#if FSTM_HAVE_CUDA
   if (cuda_device_count() > 0) {
-    // Portable: usable for copies to every device.
-    FSTM_CUDA_CHECK(cudaHostAlloc(&ptr_, bytes, cudaHostAllocPortable));
+    ptr_ = cuda_backend()->host_alloc_pinned(bytes);
     pinned_ = true;
     return;
   }
-#endif
   ptr_ = std::aligned_alloc(kHostAlignment, (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment);
   if (!ptr_) throw std::bad_alloc();
 }
@@ -50,17 +44,20 @@ PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& other) noexcept {
 }
 
 void PinnedBuffer::release() {
-#if FSTM_HAVE_CUDA
-  // Destructors must not throw: errors here can only be sticky device errors already reported.
+  // Pinned memory and events exist only when the CUDA backend made them.
+  DeviceBackend* b = cuda_backend_registered();
   if (event_) {
-    if (pending_) (void)cudaEventSynchronize(static_cast<cudaEvent_t>(event_));
-    (void)cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+    // Destructors must not throw: an error here can only be a sticky device error already reported.
+    try {
+      if (pending_) b->event_synchronize(event_);
+    } catch (const std::exception&) {
+    }
+    b->event_destroy(event_);
   }
   if (ptr_ && pinned_) {
-    (void)cudaFreeHost(ptr_);
+    b->host_free_pinned(ptr_);
     ptr_ = nullptr;
   }
-#endif
   std::free(ptr_);
   ptr_ = nullptr;
   event_ = nullptr;
@@ -70,9 +67,7 @@ void PinnedBuffer::release() {
 }
 
 void PinnedBuffer::wait() {
-#if FSTM_HAVE_CUDA
-  if (pending_) FSTM_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)));
-#endif
+  if (pending_) cuda_backend_registered()->event_synchronize(event_);
   pending_ = false;
 }
 
@@ -92,33 +87,27 @@ void copy_to_device_async(PinnedBuffer& src, Tensor& dst, size_t src_offset) {
     std::memcpy(dst.raw_data(), from, bytes);
     return;
   }
-#if FSTM_HAVE_CUDA
+  DeviceBackend* b = cuda_backend();
+  FSTM_CHECK(b != nullptr, "copy_to_device_async into ", dst.describe(), ": there is no CUDA backend (cuda: ",
+             cuda_status(), ")");
   const int index = dst.device().index;
-  cuda::DeviceGuard guard(index);
-  const cudaStream_t stream = cuda::compute_stream(index);
   if (!src.pinned_) {
     // Pageable memory (allocated before a device was visible): a plain synchronous copy.
-    FSTM_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), from, bytes, cudaMemcpyHostToDevice, stream));
-    FSTM_CUDA_CHECK(cudaStreamSynchronize(stream));
+    b->copy(dst.raw_data(), dst.device(), from, Device::cpu(), bytes);
     return;
   }
   if (src.event_ && src.event_device_ != index) {  // an event belongs to one device
     src.wait();
-    FSTM_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(src.event_)));
+    b->event_destroy(src.event_);
     src.event_ = nullptr;
   }
   if (!src.event_) {
-    cudaEvent_t event = nullptr;
-    FSTM_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-    src.event_ = event;
+    src.event_ = b->event_create(index, /*timing=*/false);
     src.event_device_ = index;
   }
-  FSTM_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), from, bytes, cudaMemcpyHostToDevice, stream));
-  FSTM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(src.event_), stream));
+  b->copy_to_device_queued(dst.raw_data(), index, from, bytes);
+  b->event_record(src.event_, index);
   src.pending_ = true;
-#else
-  throw Error(detail::concat("copy_to_device_async into ", dst.describe(), " but fstm was built without CUDA"));
-#endif
 }
 
 }  // namespace fstm

@@ -17,7 +17,14 @@ DeviceBackend*& cuda_backend_slot() {
 }  // namespace
 
 void register_cuda_backend(DeviceBackend* backend) { cuda_backend_slot() = backend; }
-DeviceBackend* cuda_backend() { return cuda_backend_slot(); }
+DeviceBackend* cuda_backend_registered() { return cuda_backend_slot(); }
+
+DeviceBackend* cuda_backend() {
+  // Registered already when libfstm_cuda.so was linked in directly (the tests) or loaded before.
+  if (DeviceBackend* b = cuda_backend_slot()) return b;
+  return load_cuda_backend() ? cuda_backend_slot() : nullptr;
+}
+
 bool cuda_compiled() { return FSTM_HAVE_CUDA; }
 
 int cuda_device_count() {
@@ -38,8 +45,8 @@ Device Device::parse(std::string_view text) {
   }
   FSTM_CHECK(cuda_compiled(), "device '", text, "' requested but fstm was built without CUDA");
   const int count = cuda_device_count();
-  FSTM_CHECK(index < count, "device '", text, "' does not exist: ", count, " CUDA device(s) visible (",
-             cuda_backend()->status(), ")");
+  FSTM_CHECK(index < count, "device '", text, "' does not exist: ", count, " CUDA device(s) visible (cuda: ",
+             cuda_status(), ")");
   return cuda(index);
 }
 
@@ -50,7 +57,7 @@ std::string Device::str() const {
 Allocator& allocator_for(Device device) {
   if (device.is_cpu()) return cpu_allocator();
   DeviceBackend* b = cuda_backend();
-  FSTM_CHECK(b != nullptr, "CUDA tensor requested but fstm was built without CUDA");
+  FSTM_CHECK(b != nullptr, "tensor on ", device.str(), " requested but there is no CUDA backend (cuda: ", cuda_status(), ")");
   return b->allocator(device.index);
 }
 
@@ -62,7 +69,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   }
   DeviceBackend* b = cuda_backend();
   FSTM_CHECK(b != nullptr, "copy to or from ", dst_device.is_cpu() ? src_device.str() : dst_device.str(),
-             " but fstm was built without CUDA");
+             " but there is no CUDA backend (cuda: ", cuda_status(), ")");
   b->copy(dst, dst_device, src, src_device, bytes);
 }
 

@@ -10,9 +10,18 @@ defined symbols from the built library (nm), and names every kernel declared but
     kernels/batch_norm.h: cuda::batch_norm_relu_forward_train is declared but not defined in
     build/libfstm.so
 
-Usage: check_kernel_table.py LIBRARY [--cuda on|off] [--root REPO]
+The CUDA kernels live in their own library, libfstm_cuda.so, which libfstm reaches through the
+table of kernels/cuda_table.h (FSTM_CUDA_KERNEL_NAMES). With --cuda on, the script also checks that
+the table lists exactly the kernels the headers declare for cuda::, so a new kernel cannot be left
+out of it:
+
+    kernels/cuda_table.h: cuda::softmax is declared in kernels/loss.h but not listed in
+    FSTM_CUDA_KERNEL_NAMES
+
+Usage: check_kernel_table.py LIBRARY... [--cuda on|off] [--root REPO]
+  LIBRARY: libfstm.so and, with CUDA, libfstm_cuda.so; a kernel may be defined in any of them.
   --cuda off: the build has no CUDA backend; cuda:: kernels are not expected.
-Exit status 0 when every declared kernel is defined, 1 otherwise, 2 on bad usage.
+Exit status 0 when every declared kernel is defined (and listed), 1 otherwise, 2 on bad usage.
 """
 import argparse
 import os
@@ -29,11 +38,11 @@ def strip_comments(text):
     return re.sub(r"//[^\n]*", " ", text)
 
 
-def macro_bodies(text):
+def macro_bodies(text, name=r"FSTM_\w+_KERNELS"):
     """name -> body of each `#define NAME ...` that continues over backslashed lines."""
     bodies, lines, i = {}, text.split("\n"), 0
     while i < len(lines):
-        m = re.match(r"\s*#\s*define\s+(FSTM_\w+_KERNELS)\b(.*)", lines[i])
+        m = re.match(r"\s*#\s*define\s+(%s)\b(.*)" % name, lines[i])
         if not m:
             i += 1
             continue
@@ -86,26 +95,51 @@ def defined(library):
     return found
 
 
+def table_problems(root, wanted):
+    """Messages for each cuda:: kernel missing from FSTM_CUDA_KERNEL_NAMES, or listed but not declared."""
+    path = os.path.join(root, "kernels", "cuda_table.h")
+    if not os.path.isfile(path):
+        return []
+    text = strip_comments(open(path, encoding="utf-8").read())
+    body = macro_bodies(text, "FSTM_CUDA_KERNEL_NAMES").get("FSTM_CUDA_KERNEL_NAMES", "")
+    listed = set(re.findall(r"\bX\(\s*([a-z_][a-z0-9_]*)\s*\)", body))
+    declared_cuda = {f: h for h, b, f in wanted if b == "cuda"}
+    out = [f"kernels/cuda_table.h: cuda::{f} is declared in {h} but not listed in FSTM_CUDA_KERNEL_NAMES"
+           for f, h in sorted(declared_cuda.items()) if f not in listed]
+    out += [f"kernels/cuda_table.h: {f} is listed in FSTM_CUDA_KERNEL_NAMES but no header declares cuda::{f}"
+            for f in sorted(listed - set(declared_cuda))]
+    return out
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("library")
+    ap.add_argument("library", nargs="+")
     ap.add_argument("--cuda", choices=["on", "off"], default="on")
     ap.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     a = ap.parse_args(argv[1:])
-    if not os.path.isfile(a.library):
-        print(f"check_kernel_table: {a.library}: no such library", file=sys.stderr)
-        return 2
+    for library in a.library:
+        if not os.path.isfile(library):
+            print(f"check_kernel_table: {library}: no such library", file=sys.stderr)
+            return 2
     wanted = declared(a.root)
     if not wanted:
         print(f"check_kernel_table: no kernel declarations found under {a.root}/kernels", file=sys.stderr)
         return 2
-    have = defined(a.library)
+    have = set().union(*(defined(library) for library in a.library))
+    libraries = " or ".join(a.library)
     missing = sorted(w for w in wanted if (w[1], w[2]) not in have and (a.cuda == "on" or w[1] != "cuda"))
     for header, backend, kernel in missing:
-        print(f"{header}: {backend}::{kernel} is declared but not defined in {a.library}", file=sys.stderr)
+        print(f"{header}: {backend}::{kernel} is declared but not defined in {libraries}", file=sys.stderr)
     checked = sum(1 for w in wanted if a.cuda == "on" or w[1] != "cuda")
+    unlisted = table_problems(a.root, wanted) if a.cuda == "on" else []
+    for problem in unlisted:
+        print(problem, file=sys.stderr)
     if missing:
         print(f"check_kernel_table: {len(missing)} of {checked} declared kernels are not defined", file=sys.stderr)
+    if unlisted:
+        print(f"check_kernel_table: the CUDA kernel table disagrees with the headers in {len(unlisted)} place(s)",
+              file=sys.stderr)
+    if missing or unlisted:
         return 1
     print(f"check_kernel_table: all {checked} declared kernels are defined ({', '.join(sorted({w[1] for w in wanted if a.cuda == 'on' or w[1] != 'cuda'}))})")
     return 0

@@ -68,7 +68,7 @@ bool have_cuda() { return cuda_device_count() > 0; }
 
 std::string cuda_skip_reason() {
   if (!cuda_compiled()) return "CUDA test skipped: fstm was built without CUDA";
-  return "CUDA test skipped: no usable GPU (" + cuda_backend()->status() + ")";
+  return "CUDA test skipped: no usable GPU (cuda: " + cuda_status() + ")";
 }
 
 std::string source_dir() { return FSTM_SOURCE_DIR; }

@@ -43,12 +43,12 @@ std::vector<std::pair<std::string, std::string>> system_info() {
 #endif
   if (!cuda_compiled()) {
     info.emplace_back("cuda", "not compiled");
-  } else {
-    DeviceBackend* b = cuda_backend();
+  } else if (DeviceBackend* b = cuda_backend()) {  // opens libfstm_cuda.so
     const int n = cuda_device_count();
-    info.emplace_back("cuda", "compiled (" FSTM_CUDA_ARCHITECTURES "), " + std::to_string(n) + " device(s)" +
-                                  (b ? "; " + b->status() : std::string()));
+    info.emplace_back("cuda", "loaded (" FSTM_CUDA_ARCHITECTURES "), " + std::to_string(n) + " device(s); " + b->status());
     for (int i = 0; i < n; ++i) info.emplace_back("cuda:" + std::to_string(i), b->device_name(i));
+  } else {
+    info.emplace_back("cuda", cuda_status());  // not loaded (why)
   }
   info.emplace_back("ffmpeg", FSTM_HAVE_FFMPEG ? "yes" : "no");
   info.emplace_back("dlib", FSTM_HAVE_DLIB ? "yes" : "no");

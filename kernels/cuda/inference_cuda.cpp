@@ -45,6 +45,7 @@
 #include "kernels/cuda/graph.h"
 #include "kernels/cuda/inference_kernels.h"
 #include "kernels/cuda_options.h"
+#include "kernels/cuda_table.h"
 #include "kernels/linear.h"
 #include "kernels/graph/buffer_plan.h"
 #include "kernels/graph/executor.h"
@@ -659,8 +660,8 @@ class CudaExecutor final : public InferenceExecutor {
 
 }  // namespace
 
-std::unique_ptr<InferenceExecutor> make_cuda_executor(const InferenceGraph& graph, DType dtype, Device device,
-                                                      const CudaExecutorOptions& options) {
+std::unique_ptr<InferenceExecutor> kernels::cuda::make_executor(const InferenceGraph& graph, DType dtype,
+                                                               Device device, const CudaExecutorOptions& options) {
   return std::make_unique<CudaExecutor>(graph, dtype, device, options);
 }
 

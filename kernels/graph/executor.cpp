@@ -1,6 +1,7 @@
 #include "kernels/graph/executor.h"
 
 #include "fstm_build_config.h"
+#include "kernels/cuda_table.h"
 
 namespace fstm {
 
@@ -24,12 +25,10 @@ class ReferenceExecutor final : public InferenceExecutor {
 #if !FSTM_HAVE_ONEDNN
 std::unique_ptr<InferenceExecutor> make_onednn_executor(const InferenceGraph&, DType) { return nullptr; }
 #endif
-#if !FSTM_HAVE_CUDA
-std::unique_ptr<InferenceExecutor> make_cuda_executor(const InferenceGraph&, DType, Device device,
-                                                      const CudaExecutorOptions&) {
-  throw Error(detail::concat("inference plan on ", device.str(), ": fstm was built without CUDA"));
+std::unique_ptr<InferenceExecutor> make_cuda_executor(const InferenceGraph& graph, DType dtype, Device device,
+                                                      const CudaExecutorOptions& options) {
+  return kernels::cuda_kernels("CUDA inference plan").make_executor(graph, dtype, device, options);
 }
-#endif
 
 std::unique_ptr<InferenceExecutor> make_reference_executor(const InferenceGraph& graph, Device device) {
   return std::make_unique<ReferenceExecutor>(graph, device);

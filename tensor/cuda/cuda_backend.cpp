@@ -1,7 +1,7 @@
 // The CUDA DeviceBackend: device discovery, per-device compute stream and caching allocator,
-// copies, memsets, dtype conversion, events. Registered when libfstm is loaded; CUDA itself is
-// only touched on the first question about devices, and a machine without a driver or GPU gets
-// zero devices and a reason in status(), never an abort.
+// copies, memsets, dtype conversion, events, pinned memory. Registered when libfstm_cuda.so is
+// loaded (tensor/device.h); CUDA itself is only touched on the first question about devices, and
+// a machine without a driver or GPU gets zero devices and a reason in status(), never an abort.
 #include <atomic>
 #include <mutex>
 #include <string>
@@ -137,6 +137,80 @@ class CudaBackend final : public DeviceBackend {
     return versions_;
   }
 
+  // ---- runtime controls (tensor/cuda_api.h, tensor/cuda_host.h) ----
+
+  MemoryStats memory_stats(int index) override {
+    CachingAllocator* a = existing_allocator(index);
+    return a ? a->stats() : MemoryStats{};
+  }
+
+  void reset_peak_memory(int index) override {
+    if (CachingAllocator* a = existing_allocator(index)) a->reset_peak();
+  }
+
+  void empty_cache(int index) override {
+    if (CachingAllocator* a = existing_allocator(index)) a->empty_cache();
+  }
+
+  void synchronize_if_used(int index) override {
+    if (existing_allocator(index)) synchronize(index);
+  }
+
+  DeviceMemory device_memory(int index) override {
+    if (index < 0 || index >= device_count()) return {};
+    DeviceGuard guard(index);
+    DeviceMemory m;
+    FSTM_CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
+    return m;
+  }
+
+  std::string library_versions() override { return versions(); }
+
+  void* event_create(int device, bool timing) override {
+    check_device(device);
+    DeviceGuard guard(device);
+    cudaEvent_t e = nullptr;
+    FSTM_CUDA_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
+    return e;
+  }
+
+  void event_destroy(void* event) noexcept override { (void)cudaEventDestroy(static_cast<cudaEvent_t>(event)); }
+
+  void event_record(void* event, int device) override {
+    DeviceGuard guard(device);
+    FSTM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), state(device).stream));
+  }
+
+  void event_synchronize(void* event) override {
+    FSTM_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+  }
+
+  bool event_query(void* event) override {
+    const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (status == cudaErrorNotReady) return false;
+    FSTM_CUDA_CHECK(status);
+    return true;
+  }
+
+  float event_elapsed_ms(void* start, void* end) override {
+    float ms = 0;
+    FSTM_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+    return ms;
+  }
+
+  void* host_alloc_pinned(size_t bytes) override {
+    void* ptr = nullptr;
+    FSTM_CUDA_CHECK(cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable));  // usable for copies to every device
+    return ptr;
+  }
+
+  void host_free_pinned(void* ptr) noexcept override { (void)cudaFreeHost(ptr); }
+
+  void copy_to_device_queued(void* dst, int device, const void* src, size_t bytes) override {
+    DeviceGuard guard(device);
+    FSTM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, state(device).stream));
+  }
+
  private:
   void probe() {
     std::call_once(probe_once_, [this] {
@@ -248,67 +322,6 @@ bool stream_is_capturing(int index) {
   cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   FSTM_CUDA_CHECK(cudaStreamIsCapturing(compute_stream(index), &status));
   return status != cudaStreamCaptureStatusNone;
-}
-
-// ---- public API (tensor/cuda_api.h) ------------------------------------------------------------
-
-MemoryStats memory_stats(int index) {
-  CachingAllocator* a = backend().existing_allocator(index);
-  return a ? a->stats() : MemoryStats{};
-}
-
-void reset_peak_memory(int index) {
-  if (CachingAllocator* a = backend().existing_allocator(index)) a->reset_peak();
-}
-
-void empty_cache(int index) {
-  if (CachingAllocator* a = backend().existing_allocator(index)) a->empty_cache();
-}
-
-void synchronize(int index) {
-  if (backend().existing_allocator(index)) backend().synchronize(index);
-}
-
-DeviceMemory device_memory(int index) {
-  if (index < 0 || index >= backend().device_count()) return {};
-  DeviceGuard guard(index);
-  DeviceMemory m;
-  FSTM_CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
-  return m;
-}
-
-std::string library_versions() { return backend().versions(); }
-
-Event::Event(int device, bool timing) : device_(device) {
-  check_device(device);
-  DeviceGuard guard(device);
-  cudaEvent_t e = nullptr;
-  FSTM_CUDA_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
-  event_ = e;
-}
-
-Event::~Event() {
-  if (event_) (void)cudaEventDestroy(static_cast<cudaEvent_t>(event_));
-}
-
-void Event::record() {
-  DeviceGuard guard(device_);
-  FSTM_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), compute_stream(device_)));
-}
-
-void Event::synchronize() { FSTM_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event_))); }
-
-bool Event::query() {
-  const cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(event_));
-  if (status == cudaErrorNotReady) return false;
-  FSTM_CUDA_CHECK(status);
-  return true;
-}
-
-float Event::elapsed_ms_since(const Event& start) {
-  float ms = 0;
-  FSTM_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.event_), static_cast<cudaEvent_t>(event_)));
-  return ms;
 }
 
 }  // namespace fstm::cuda

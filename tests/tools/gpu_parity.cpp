@@ -170,8 +170,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (o.device.rfind("cuda", 0) == 0 && cuda_device_count() == 0) {
-    std::cerr << "gpu_parity: no CUDA device ("
-              << (cuda_backend() ? cuda_backend()->status() : std::string("built without CUDA")) << ")\n";
+    std::cerr << "gpu_parity: no CUDA device (cuda: " << cuda_status() << ")\n";
     return 77;
   }
   try {
