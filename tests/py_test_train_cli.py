@@ -206,6 +206,19 @@ def main():
         for name in ("conv1.weight", "layer3.1.conv2.weight", "layer4.0.downsample.0.weight"):
             checker.close(f"--init {enc}.{name}", tensors[f"{enc}.{name}"], imagenet.state_dict()[name], 1e-6)
         ok(f"--init leaves the {enc} identity head", tuple(tensors[f"{enc}.fc.weight"].shape) == (4, 512))
+    # a fstm checkpoint of a det model (weights, optimizer state, metadata) initialises both encoders
+    # too: identity pre-training on other people, then --init
+    checkpoint = os.path.join(det, "last.safetensors")
+    from_checkpoint = os.path.join(a.work, "init_from_checkpoint")
+    subprocess.run(["rm", "-rf", from_checkpoint], check=True)
+    fstm(a, ["train", "--model", "fst", "--data", index, "--out", from_checkpoint, "--init", checkpoint, "--batch",
+             4, "--lr", "1e-12", "--max-steps", 1, "--threads", 2, "--val-split", ""], env=env)
+    given = dict(T.st_helpers.read_spec(checkpoint)[0])
+    ok("the checkpoint given to --init holds optimizer state", any(k.startswith("optimizer.") for k in given))
+    tensors = dict(T.st_helpers.read_spec(os.path.join(from_checkpoint, "last.safetensors"))[0])
+    for enc in ("source_encoder", "target_encoder"):
+        checker.close(f"--init from a checkpoint {enc}.layer2.0.conv1.weight", tensors[f"{enc}.layer2.0.conv1.weight"],
+                      given["layer2.0.conv1.weight"], 1e-6)
     r = fstm(a, ["train", "--model", "det", "--arch", "resnet34", "--data", index, "--out",
                  os.path.join(a.work, "init34"), "--init", init, "--batch", 4], expect=1, env=env)
     ok("--init with weights of another architecture names the file", init in r.stderr and "layer1.2" in r.stderr,

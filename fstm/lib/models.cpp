@@ -140,12 +140,16 @@ int64_t load_backbone_weights(ImageClassifier& net, ModelType type, const std::s
     io::StateDict targets;
     for (const auto& [name, t] : backbone->state_dict()) targets.add(name, t);
     io::LoadOptions lo;
-    lo.ignore_prefixes = {backbone->head_prefix()};
+    // A fstm checkpoint of a single-backbone model (det, source, target) works too: its training
+    // state is skipped like the head (identity pre-training, then --init).
+    lo.ignore_prefixes = training_state_prefixes();
+    lo.ignore_prefixes.push_back(backbone->head_prefix());
     try {
       loaded += int64_t(io::load_state_dict(file, targets, lo).loaded.size());
     } catch (const Error& e) {
       throw Error(detail::concat(e.what(), "\n(--init expects torchvision ", backbone->arch(),
-                                 " weights; the classifier head is ignored)"));
+                                 " weights or a fstm checkpoint of one ", backbone->arch(),
+                                 "; the classifier head and the training state are ignored)"));
     }
   }
   return loaded;

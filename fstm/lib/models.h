@@ -62,7 +62,10 @@ std::vector<std::pair<std::string, ImageClassifier*>> backbones(ImageClassifier&
 
 // Loads a torchvision state dict (ImageNet weights, e.g. resnet18-f37072fd converted to
 // safetensors) into every backbone, leaving each classifier head ("fc." / "classifier.") as it is.
-// Throws naming the file when it does not fit the architecture. Returns the tensors loaded.
+// A fstm checkpoint of a det, source or target model is such a state dict plus its training state
+// (training_state_prefixes()), which is skipped: an identity classifier trained on other people
+// can initialise every backbone. Throws naming the file when it does not fit the architecture.
+// Returns the tensors loaded.
 int64_t load_backbone_weights(ImageClassifier& net, ModelType type, const std::string& path);
 
 // Checkpoints written by the trainer also hold the optimizer and the trainer's state under these
