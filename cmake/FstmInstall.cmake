@@ -6,9 +6,13 @@ install(TARGETS fstm_core EXPORT fstmTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-if(FSTM_HAVE_CUDA)  # next to libfstm, which opens it at run time
-  install(TARGETS fstm_cuda EXPORT fstmTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-endif()
+# The components, next to libfstm: fstm::video and fstm::faces for products that link them,
+# fstm::cuda for libfstm to open at run time.
+foreach(component fstm_video fstm_faces fstm_cuda)
+  if(TARGET ${component})
+    install(TARGETS ${component} EXPORT fstmTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  endif()
+endforeach()
 install(TARGETS fstm RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 foreach(dir tensor autograd kernels layers io fstm)
   install(DIRECTORY ${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fstm/${dir}

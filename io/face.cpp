@@ -1,8 +1,10 @@
-// The face code that needs no dlib: 5-point alignment, warping, the FF++ crop, landmark files.
-// Without dlib, FaceDetector throws a clear error (landmark files still work).
+// The face code that needs no dlib: 5-point alignment, warping, the FF++ crop, landmark files,
+// and FaceDetector as a forwarder to the registered engine (io/face_engine.h). Without one,
+// FaceDetector throws a clear error (landmark files still work).
 #include "io/face.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fstm_build_config.h"
+#include "io/face_engine.h"
 #include "tensor/error.h"
 #include "tensor/environment.h"
 
@@ -17,18 +20,42 @@ namespace fstm::io {
 
 std::string default_landmark_model() { return environment().dlib_landmarks; }
 
-#if !FSTM_HAVE_DLIB
-bool face_detection_supported() { return false; }
-struct FaceDetector::Impl {};
-FaceDetector::FaceDetector(const std::string&, int, int) {
-  throw Error("fstm was built without dlib, so it cannot detect faces; rebuild with libdlib-dev, or give "
-              "landmarks from a file (fstm extract --landmarks ldm.json)");
+// ==== the registered detector engine (io/face_engine.h) ===========================================
+
+namespace {
+
+std::atomic<FaceEngine*> g_engine{nullptr};  // constant-initialised: safe from static initialisers
+
+FaceEngine& engine() {
+  if (FaceEngine* e = g_engine.load(std::memory_order_acquire)) return *e;
+  if (!FSTM_HAVE_DLIB)
+    throw Error("fstm was built without dlib, so it cannot detect faces; rebuild with libdlib-dev, or give "
+                "landmarks from a file (fstm extract --landmarks ldm.json)");
+  throw Error("this program has no face detector: link the faces component (CMake target fstm::faces, "
+              "libfstm_faces.so), or give landmarks from a file (fstm extract --landmarks ldm.json)");
 }
+
+}  // namespace
+
+void register_face_engine(FaceEngine* e) { g_engine.store(e, std::memory_order_release); }
+FaceEngine* registered_face_engine() { return g_engine.load(std::memory_order_acquire); }
+bool face_detection_supported() { return registered_face_engine() != nullptr; }
+
+FaceDetector::FaceDetector(const std::string& landmark_model, int upsample, int detect_size) {
+  FSTM_CHECK(upsample >= 0 && upsample <= 3, "face detector: upsample ", upsample, " is not in 0..3");
+  FSTM_CHECK(detect_size == 0 || detect_size >= 80, "face detector: detect size ", detect_size,
+             " must be 0 (full size) or >= 80");
+  impl_ = engine().make_detector(landmark_model, upsample, detect_size);
+}
+
 FaceDetector::~FaceDetector() = default;
-std::vector<FaceBox> FaceDetector::detect(const Image&) const { return {}; }
-std::vector<Point2> FaceDetector::landmarks(const Image&, const FaceBox&) const { return {}; }
-std::optional<FaceDetection> FaceDetector::detect_largest(const Image&) const { return std::nullopt; }
-#endif
+std::vector<FaceBox> FaceDetector::detect(const Image& image) const { return impl_->detect(image); }
+std::vector<Point2> FaceDetector::landmarks(const Image& image, const FaceBox& box) const {
+  return impl_->landmarks(image, box);
+}
+std::optional<FaceDetection> FaceDetector::detect_largest(const Image& image) const {
+  return impl_->detect_largest(image);
+}
 
 // ==== 5 points and the template ===================================================================
 

@@ -1,5 +1,6 @@
-// FaceDetector on dlib: the HOG frontal face detector and the 68-point shape predictor.
-// dlib's headers are heavy: they stay in this file.
+// The faces component: FaceDetector on dlib, the HOG frontal face detector and the 68-point shape
+// predictor, built into libfstm_faces.so and registered with libfstm when it is loaded
+// (io/face_engine.h). dlib's headers are heavy: they stay in this file.
 #include <dlib/image_processing.h>
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/image_transforms.h>
@@ -8,11 +9,10 @@
 #include <mutex>
 
 #include "io/face.h"
+#include "io/face_engine.h"
 #include "tensor/error.h"
 
 namespace fstm::io {
-
-bool face_detection_supported() { return true; }
 
 namespace {
 
@@ -50,9 +50,8 @@ void to_dlib(const Image& im, Pixels& out) {
     }
 }
 
-}  // namespace
-
-struct FaceDetector::Impl {
+class DlibDetector final : public FaceDetector::Impl {
+ public:
   std::shared_ptr<const dlib::shape_predictor> predictor;
   int upsample = 1;
   int detect_size = 0;
@@ -118,43 +117,49 @@ struct FaceDetector::Impl {
       pts[i] = {float(shape.part(i).x()), float(shape.part(i).y())};
     return pts;
   }
+
+  std::vector<FaceBox> detect(const Image& image) override {
+    Pixels img;
+    to_dlib(image, img);
+    return detect(img);
+  }
+
+  std::vector<Point2> landmarks(const Image& image, const FaceBox& box) override {
+    Pixels img;
+    to_dlib(image, img);
+    return landmarks(img, box);
+  }
+
+  std::optional<FaceDetection> detect_largest(const Image& image) override {
+    Pixels img;
+    to_dlib(image, img);
+    const std::vector<FaceBox> boxes = detect(img);
+    if (boxes.empty()) return std::nullopt;
+    float top_score = boxes[0].score;
+    for (const auto& b : boxes) top_score = std::max(top_score, b.score);
+    const FaceBox* best = nullptr;
+    for (const auto& b : boxes)
+      if (b.score >= 0.5f * top_score && (!best || b.area() > best->area())) best = &b;
+    return FaceDetection{*best, landmarks(img, *best)};
+  }
 };
 
-FaceDetector::FaceDetector(const std::string& landmark_model, int upsample, int detect_size)
-    : impl_(std::make_shared<Impl>()) {
-  FSTM_CHECK(upsample >= 0 && upsample <= 3, "face detector: upsample ", upsample, " is not in 0..3");
-  FSTM_CHECK(detect_size == 0 || detect_size >= 80, "face detector: detect size ", detect_size,
-             " must be 0 (full size) or >= 80");
-  impl_->upsample = upsample;
-  impl_->detect_size = detect_size;
-  impl_->predictor = load_predictor(landmark_model);
-}
+class DlibEngine final : public FaceEngine {
+ public:
+  std::shared_ptr<FaceDetector::Impl> make_detector(const std::string& landmark_model, int upsample,
+                                                    int detect_size) override {
+    auto d = std::make_shared<DlibDetector>();
+    d->upsample = upsample;
+    d->detect_size = detect_size;
+    d->predictor = load_predictor(landmark_model);
+    return d;
+  }
+};
 
-FaceDetector::~FaceDetector() = default;
+struct Registrar {
+  Registrar() { register_face_engine(new DlibEngine()); }  // never destroyed, like the video codec
+} registrar;
 
-std::vector<FaceBox> FaceDetector::detect(const Image& image) const {
-  Pixels img;
-  to_dlib(image, img);
-  return impl_->detect(img);
-}
-
-std::vector<Point2> FaceDetector::landmarks(const Image& image, const FaceBox& box) const {
-  Pixels img;
-  to_dlib(image, img);
-  return impl_->landmarks(img, box);
-}
-
-std::optional<FaceDetection> FaceDetector::detect_largest(const Image& image) const {
-  Pixels img;
-  to_dlib(image, img);
-  const std::vector<FaceBox> boxes = impl_->detect(img);
-  if (boxes.empty()) return std::nullopt;
-  float top_score = boxes[0].score;
-  for (const auto& b : boxes) top_score = std::max(top_score, b.score);
-  const FaceBox* best = nullptr;
-  for (const auto& b : boxes)
-    if (b.score >= 0.5f * top_score && (!best || b.area() > best->area())) best = &b;
-  return FaceDetection{*best, impl_->landmarks(img, *best)};
-}
+}  // namespace
 
 }  // namespace fstm::io

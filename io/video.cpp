@@ -1,11 +1,14 @@
-// The parts of io/video.h that need no FFmpeg: compression names, and the whole-video helpers
-// built on VideoReader/VideoWriter. Without FFmpeg the reader and writer throw a clear error.
+// The parts of io/video.h that need no FFmpeg: compression names, VideoReader and VideoWriter as
+// forwarders to the registered codec (io/video_codec.h), and the whole-video helpers built on
+// them. Without a codec the reader and writer throw a clear error.
 #include "io/video.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 
 #include "fstm_build_config.h"
+#include "io/video_codec.h"
 #include "tensor/error.h"
 
 namespace fstm::io {
@@ -130,31 +133,38 @@ void encode_video(const std::vector<Image>& frames, double fps, Compression comp
   writer.finish();
 }
 
-#if !FSTM_HAVE_FFMPEG
-// ---- built without FFmpeg: every entry point says so -----------------------------------------
+// ---- the registered codec --------------------------------------------------------------------
 namespace {
-[[noreturn]] void no_ffmpeg(const std::string& path) {
-  throw Error(detail::concat(path, ": fstm was built without FFmpeg (libavformat/libavcodec/libswscale), so it ",
-                             "cannot read or write video; rebuild with the FFmpeg development packages"));
+
+std::atomic<VideoCodec*> g_codec{nullptr};  // constant-initialised: safe from static initialisers
+
+VideoCodec& codec_for(const std::string& path) {
+  if (VideoCodec* c = g_codec.load(std::memory_order_acquire)) return *c;
+  if (!FSTM_HAVE_FFMPEG)
+    throw Error(detail::concat(path, ": fstm was built without FFmpeg (libavformat/libavcodec/libswscale), so it ",
+                               "cannot read or write video; rebuild with the FFmpeg development packages"));
+  throw Error(detail::concat(path, ": this program has no video support: link the video component (CMake target ",
+                             "fstm::video, libfstm_video.so) to read or write video"));
 }
+
 }  // namespace
 
-bool video_supported() { return false; }
+void register_video_codec(VideoCodec* codec) { g_codec.store(codec, std::memory_order_release); }
+VideoCodec* registered_video_codec() { return g_codec.load(std::memory_order_acquire); }
+bool video_supported() { return registered_video_codec() != nullptr; }
 
-struct VideoReader::Impl {};
-VideoReader::VideoReader(const std::string& path) { no_ffmpeg(path); }
+VideoReader::VideoReader(const std::string& path) : impl_(codec_for(path).open_reader(path)) {}
 VideoReader::~VideoReader() = default;
-const VideoInfo& VideoReader::info() const { no_ffmpeg(""); }
-const std::string& VideoReader::path() const { no_ffmpeg(""); }
-bool VideoReader::read(Image*) { no_ffmpeg(""); }
-int64_t VideoReader::frames_read() const { return 0; }
+const VideoInfo& VideoReader::info() const { return impl_->info; }
+const std::string& VideoReader::path() const { return impl_->path; }
+bool VideoReader::read(Image* out) { return impl_->read(out); }
+int64_t VideoReader::frames_read() const { return impl_->returned; }
 
-struct VideoWriter::Impl {};
-VideoWriter::VideoWriter(const std::string& path, int, int, double, Compression) { no_ffmpeg(path); }
+VideoWriter::VideoWriter(const std::string& path, int width, int height, double fps, Compression compression)
+    : impl_(codec_for(path).open_writer(path, width, height, fps, compression)) {}
 VideoWriter::~VideoWriter() = default;
-void VideoWriter::write(const Image&) { no_ffmpeg(""); }
-void VideoWriter::finish() { no_ffmpeg(""); }
-int64_t VideoWriter::frames_written() const { return 0; }
-#endif
+void VideoWriter::write(const Image& frame) { impl_->write(frame); }
+void VideoWriter::finish() { impl_->finish(); }
+int64_t VideoWriter::frames_written() const { return impl_->written; }
 
 }  // namespace fstm::io

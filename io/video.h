@@ -27,7 +27,7 @@ struct VideoInfo {
   double fps = 0;
 };
 
-bool video_supported();  // false when fstm was built without FFmpeg
+bool video_supported();  // false without FFmpeg, or when the video component is not linked (io/video_codec.h)
 
 // Throws fstm::Error naming the file when it is missing, corrupt, truncated, or has no video stream.
 // probe_video reads the header only: frame_count is the container's sample count (or the number

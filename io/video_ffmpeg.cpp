@@ -1,4 +1,5 @@
-// VideoReader / VideoWriter on FFmpeg 5.1 (send/receive API). See io/video.h.
+// The video component: VideoReader / VideoWriter on FFmpeg 5.1 (send/receive API), built into
+// libfstm_video.so and registered with libfstm when it is loaded (io/video_codec.h). See io/video.h.
 //
 // FFmpeg's own log is captured instead of printed: the last error line of the calling thread is
 // appended to our error messages ("moov atom not found"), so a user sees one clear line per bad
@@ -12,6 +13,7 @@
 #include <mutex>
 
 #include "io/video.h"
+#include "io/video_codec.h"
 #include "tensor/error.h"
 #include "tensor/environment.h"
 
@@ -25,8 +27,6 @@ extern "C" {
 }
 
 namespace fstm::io {
-
-bool video_supported() { return true; }
 
 namespace {
 
@@ -114,12 +114,9 @@ const char* x264_asm_level() {
   return nullptr;  // other architectures: x264's own detection
 }
 
-}  // namespace
-
 // ==== VideoReader =================================================================================
 
-struct VideoReader::Impl {
-  std::string path;
+struct FfmpegReader final : VideoReader::Impl {
   AVFormatContext* fmt = nullptr;
   AVCodecContext* dec = nullptr;
   AVPacket* pkt = nullptr;
@@ -127,14 +124,12 @@ struct VideoReader::Impl {
   AVFrame* rgb = nullptr;  // padded RGB target for swscale, copied into the Image row by row
   SwsContext* sws = nullptr;
   int stream = -1;
-  VideoInfo info;
   int64_t header_frames = 0;  // the container's sample count, 0 when unknown
   int64_t packets = 0;        // video packets demuxed so far
-  int64_t returned = 0;       // frames handed out by read()
   bool demux_done = false;
   bool finished = false;
 
-  ~Impl() {
+  ~FfmpegReader() override {
     sws_freeContext(sws);
     av_frame_free(&frame);
     av_frame_free(&rgb);
@@ -215,7 +210,7 @@ struct VideoReader::Impl {
     return n;
   }
 
-  bool read(Image* out) {
+  bool read(Image* out) override {
     if (finished) return false;
     for (;;) {
       int rc = avcodec_receive_frame(dec, frame);
@@ -287,20 +282,10 @@ struct VideoReader::Impl {
   }
 };
 
-VideoReader::VideoReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
-  impl_->path = path;
-  impl_->open();
-}
-VideoReader::~VideoReader() = default;
-const VideoInfo& VideoReader::info() const { return impl_->info; }
-const std::string& VideoReader::path() const { return impl_->path; }
-bool VideoReader::read(Image* out) { return impl_->read(out); }
-int64_t VideoReader::frames_read() const { return impl_->returned; }
 
 // ==== VideoWriter =================================================================================
 
-struct VideoWriter::Impl {
-  std::string path;
+struct FfmpegWriter final : VideoWriter::Impl {
   int width = 0, height = 0;
   Compression compression = Compression::raw;
   AVFormatContext* oc = nullptr;
@@ -310,11 +295,10 @@ struct VideoWriter::Impl {
   AVFrame* rgb = nullptr;  // padded, zeroed copy of the input for swscale (its SIMD reads past a row)
   AVPacket* pkt = nullptr;
   SwsContext* sws = nullptr;
-  int64_t written = 0;
   bool file_open = false;
   bool finished = false;
 
-  ~Impl() {
+  ~FfmpegWriter() override {
     if (file_open) avio_closep(&oc->pb);
     sws_freeContext(sws);
     av_frame_free(&frame);
@@ -409,7 +393,7 @@ struct VideoWriter::Impl {
     }
   }
 
-  void write(const Image& im) {
+  void write(const Image& im) override {
     FSTM_CHECK(!finished, path, ": write after finish()");
     FSTM_CHECK(im.width == width && im.height == height && im.rgb.size() == size_t(width) * height * 3, path,
                ": frame ", written, " is ", im.width, "x", im.height, ", the video is ", width, "x", height);
@@ -446,7 +430,7 @@ struct VideoWriter::Impl {
     }
   }
 
-  void finish() {
+  void finish() override {
     if (finished) return;
     FSTM_CHECK(written > 0, path, ": no frames were written");
     encode(nullptr);
@@ -463,17 +447,33 @@ struct VideoWriter::Impl {
   }
 };
 
-VideoWriter::VideoWriter(const std::string& path, int width, int height, double fps, Compression compression)
-    : impl_(std::make_unique<Impl>()) {
-  impl_->path = path;
-  impl_->width = width;
-  impl_->height = height;
-  impl_->compression = compression;
-  impl_->open(fps);
-}
-VideoWriter::~VideoWriter() = default;
-void VideoWriter::write(const Image& frame) { impl_->write(frame); }
-void VideoWriter::finish() { impl_->finish(); }
-int64_t VideoWriter::frames_written() const { return impl_->written; }
+// ==== the codec ====================================================================================
+
+class FfmpegCodec final : public VideoCodec {
+ public:
+  std::unique_ptr<VideoReader::Impl> open_reader(const std::string& path) override {
+    auto r = std::make_unique<FfmpegReader>();
+    r->path = path;
+    r->open();
+    return r;
+  }
+
+  std::unique_ptr<VideoWriter::Impl> open_writer(const std::string& path, int width, int height, double fps,
+                                                 Compression compression) override {
+    auto w = std::make_unique<FfmpegWriter>();
+    w->path = path;
+    w->width = width;
+    w->height = height;
+    w->compression = compression;
+    w->open(fps);
+    return w;
+  }
+};
+
+struct Registrar {
+  Registrar() { register_video_codec(new FfmpegCodec()); }  // never destroyed: videos may be open at exit
+} registrar;
+
+}  // namespace
 
 }  // namespace fstm::io

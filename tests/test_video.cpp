@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fstm_build_config.h"
 #include "io/video.h"
+#include "io/video_codec.h"
 #include "tensor/random.h"
 #include "tests/test_support.h"
 
@@ -106,10 +108,19 @@ TEST(VideoNames, CompressionNamesRoundTrip) {
   EXPECT_THROW(parse_compression("c30"), Error);
 }
 
-TEST(VideoNames, WithoutFfmpegEveryCallSaysSo) {
-  if (video_supported()) GTEST_SKIP() << "fstm has FFmpeg";
-  expect_error([] { probe_video("/x/v.mp4"); }, {"/x/v.mp4", "without FFmpeg"});
-  expect_error([] { encode_video({Image::blank(8, 8)}, 25, Compression::raw, "/x/o.mp4"); }, {"/x/o.mp4", "without FFmpeg"});
+// A program without the video component (a product linking fstm::core alone), or a build without
+// FFmpeg: every call names the file and says what to link or install. The component is
+// unregistered for the test and registered again after it.
+TEST(VideoNames, WithoutTheVideoComponentEveryCallSaysWhy) {
+  VideoCodec* linked = registered_video_codec();
+  EXPECT_EQ(linked != nullptr, bool(FSTM_HAVE_FFMPEG)) << "the video component did not register its codec";
+  register_video_codec(nullptr);
+  EXPECT_FALSE(video_supported());
+  const std::string why = FSTM_HAVE_FFMPEG ? "fstm::video" : "without FFmpeg";
+  expect_error([] { probe_video("/x/v.mp4"); }, {"/x/v.mp4", why});
+  expect_error([] { encode_video({Image::blank(8, 8)}, 25, Compression::raw, "/x/o.mp4"); }, {"/x/o.mp4", why});
+  register_video_codec(linked);
+  EXPECT_EQ(video_supported(), bool(FSTM_HAVE_FFMPEG));
 }
 
 TEST_F(Video, RawRoundTripIsBitExactAndKeepsCountAndFps) {

@@ -1,5 +1,6 @@
-// detect_fakes: the smallest product that embeds fstm. Scores aligned face images and videos
-// with a detector checkpoint and prints one line per input.
+// detect_fakes: a product that embeds fstm with its video and faces components (fstm::video,
+// fstm::faces). Scores aligned face images and videos (faces found, aligned and scored) with a
+// detector checkpoint and prints one line per input. score_faces.cpp is the images-only product.
 //
 //   detect_fakes CHECKPOINT FILE...
 #include <fstm/detector.h>  // the installed headers keep the source tree layout

@@ -1,6 +1,8 @@
 #include "fstm/lib/system_info.h"
 
 #include "fstm_build_config.h"
+#include "io/face.h"
+#include "io/video.h"
 #include "kernels/backend.h"
 #include "tensor/device.h"
 #include "tensor/environment.h"
@@ -50,8 +52,13 @@ std::vector<std::pair<std::string, std::string>> system_info() {
   } else {
     info.emplace_back("cuda", cuda_status());  // not loaded (why)
   }
-  info.emplace_back("ffmpeg", FSTM_HAVE_FFMPEG ? "yes" : "no");
-  info.emplace_back("dlib", FSTM_HAVE_DLIB ? "yes" : "no");
+  // The optional components (io/video_codec.h, io/face_engine.h): built, and linked into this program?
+  auto component = [](bool built, bool linked, const char* library) {
+    if (!built) return std::string("not built");
+    return linked ? std::string("yes (") + library + ")" : std::string("built, not linked (") + library + ")";
+  };
+  info.emplace_back("ffmpeg", component(FSTM_HAVE_FFMPEG, io::video_supported(), "libfstm_video.so"));
+  info.emplace_back("dlib", component(FSTM_HAVE_DLIB, io::face_detection_supported(), "libfstm_faces.so"));
   for (const auto& [variable, effect] : environment().describe()) info.emplace_back("env " + variable, effect);
   return info;
 }
