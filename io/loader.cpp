@@ -20,6 +20,15 @@ Balance parse_balance(const std::string& s) {
   throw Error(detail::concat("unknown balance '", s, "' (use none, oversample or weight)"));
 }
 
+const char* balance_name(Balance b) {
+  switch (b) {
+    case Balance::none: return "none";
+    case Balance::oversample: return "oversample";
+    case Balance::weight: return "weight";
+  }
+  return "?";
+}
+
 namespace {
 
 uint64_t mix(uint64_t a, uint64_t b) {  // splitmix64 of a combined with b

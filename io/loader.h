@@ -29,6 +29,7 @@ enum class Balance {
   weight,      // every frame once; Batch::weight = N / (2 N_class), for a weighted loss
 };
 Balance parse_balance(const std::string& s);  // "none", "oversample", "weight"
+const char* balance_name(Balance b);
 
 struct LoaderOptions {
   // which frames (empty = all)

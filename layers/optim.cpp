@@ -140,4 +140,13 @@ LrSchedule::Kind LrSchedule::parse_kind(const std::string& name) {
   throw Error(detail::concat("unknown learning-rate schedule '", name, "' (constant, step or cosine)"));
 }
 
+const char* LrSchedule::kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::Constant: return "constant";
+    case Kind::Step: return "step";
+    case Kind::Cosine: return "cosine";
+  }
+  return "?";
+}
+
 }  // namespace fstm

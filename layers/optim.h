@@ -76,6 +76,7 @@ struct LrSchedule {
 
   float lr_at(int64_t step) const;
   static Kind parse_kind(const std::string& name);  // "constant", "step", "cosine"
+  static const char* kind_name(Kind kind);
 };
 
 }  // namespace fstm

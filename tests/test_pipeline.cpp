@@ -33,7 +33,7 @@ SyntheticFacesOptions tiny_faces() {
 
 TrainOptions tiny_run(const std::string& index, const std::string& out) {
   TrainOptions o;
-  o.model = "det";
+  o.model = ModelType::det;
   o.data = index;
   o.out = out;
   o.batch = 8;

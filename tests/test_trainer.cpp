@@ -20,7 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TrainOptions tiny(const std::string& model, const std::string& data, const std::string& out) {
+TrainOptions tiny(ModelType model, const std::string& data, const std::string& out) {
   TrainOptions o;
   o.model = model;
   o.data = data;
@@ -108,7 +108,7 @@ std::string* Trainer::small_index_ = nullptr;
 TEST_F(Trainer, FstResumeAfterMaxStepsAndAStopIsBitIdentical) {
   const std::string root = test::temp_dir("fst_resume");
   // 1 train pair, 2 frames per video: 4 real + 4 fake frames = 2 steps of 4 per epoch
-  TrainOptions full = tiny("fst", *small_index_, root + "/full");
+  TrainOptions full = tiny(ModelType::fst, *small_index_, root + "/full");
   full.epochs = 3;
   const TrainResult a = train(full);
   EXPECT_EQ(a.epochs_completed, 3);
@@ -170,9 +170,9 @@ TEST_F(Trainer, FstResumeAfterMaxStepsAndAStopIsBitIdentical) {
 
 TEST_F(Trainer, DetTrainsValidatesAndEvaluatesPerMethodAndPerturbation) {
   const std::string root = test::temp_dir("det_eval");
-  TrainOptions o = tiny("det", *index_, root + "/run");
+  TrainOptions o = tiny(ModelType::det, *index_, root + "/run");
   o.epochs = 1;
-  o.schedule = "cosine";
+  o.schedule = LrSchedule::Kind::Cosine;
   o.warmup_epochs = 0.5f;
   const TrainResult r = train(o);
   ASSERT_EQ(r.epochs.size(), 1u);
@@ -262,8 +262,8 @@ TEST_F(Trainer, DetTrainsValidatesAndEvaluatesPerMethodAndPerturbation) {
 
 TEST_F(Trainer, NonFiniteLossStopsNamingTheStep) {
   const std::string root = test::temp_dir("nan");
-  TrainOptions o = tiny("det", *index_, root + "/run");
-  o.optimizer = "sgd";
+  TrainOptions o = tiny(ModelType::det, *index_, root + "/run");
+  o.optimizer = OptimizerKind::sgd;
   o.lr = 1e30f;
   o.momentum = 0;
   o.checkpoint_every = 1;
@@ -283,22 +283,22 @@ TEST_F(Trainer, NonFiniteLossStopsNamingTheStep) {
 TEST_F(Trainer, BadInputGivesClearErrors) {
   const std::string root = test::temp_dir("bad");
   // a missing index, an empty one
-  std::string msg = error_of([&] { train(tiny("det", root + "/none.json", root + "/a")); });
+  std::string msg = error_of([&] { train(tiny(ModelType::det, root + "/none.json", root + "/a")); });
   EXPECT_NE(msg.find(root + "/none.json"), std::string::npos) << msg;
   {
     io::FaceIndex empty;
     empty.save(root + "/empty.json");
   }
-  msg = error_of([&] { train(tiny("det", root + "/empty.json", root + "/b")); });
+  msg = error_of([&] { train(tiny(ModelType::det, root + "/empty.json", root + "/b")); });
   EXPECT_NE(msg.find("empty.json: the face index has no frames"), std::string::npos) << msg;
   // a split without frames
-  TrainOptions nosplit = tiny("det", *index_, root + "/c");
+  TrainOptions nosplit = tiny(ModelType::det, *index_, root + "/c");
   nosplit.train_split = "training";
   msg = error_of([&] { train(nosplit); });
   EXPECT_NE(msg.find("no frame of the index matches"), std::string::npos) << msg;
 
   // a source encoder checkpoint to resume from
-  TrainOptions src = tiny("source", *index_, root + "/src");
+  TrainOptions src = tiny(ModelType::source, *index_, root + "/src");
   src.max_steps = 1;
   src.val_split = "";
   train(src);
@@ -312,7 +312,7 @@ TEST_F(Trainer, BadInputGivesClearErrors) {
   EXPECT_NE(msg.find("is a resnet18 checkpoint, the run asks for resnet34"), std::string::npos) << msg;
   other = src;
   other.resume = true;
-  other.model = "target";
+  other.model = ModelType::target;
   msg = error_of([&] { train(other); });
   EXPECT_NE(msg.find("holds a source model, not target"), std::string::npos) << msg;
   // another index with more identities: the identity heads do not fit
@@ -326,7 +326,7 @@ TEST_F(Trainer, BadInputGivesClearErrors) {
   EXPECT_NE(msg.find("has 4 identity classes, but the training data"), std::string::npos) << msg;
   EXPECT_NE(msg.find("gives 6"), std::string::npos) << msg;
   // nothing to resume
-  other = tiny("det", *index_, root + "/never");
+  other = tiny(ModelType::det, *index_, root + "/never");
   other.resume = true;
   msg = error_of([&] { train(other); });
   EXPECT_NE(msg.find("nothing to resume"), std::string::npos) << msg;
@@ -377,15 +377,40 @@ TEST_F(Trainer, BadInputGivesClearErrors) {
 
 TEST(TrainConfig, JsonRoundTripAndUnknownKeys) {
   TrainOptions o;
-  o.model = "fst";
+  o.model = ModelType::fst;
   o.l_int = 3;
   o.methods = {"Deepfakes"};
+  o.optimizer = OptimizerKind::sgd;
+  o.schedule = LrSchedule::Kind::Step;
+  o.balance = io::Balance::none;
+  o.int_bound = parse_interaction_bound("clamp:2");
+  o.fst_head = FstHead::linear;
   const nlohmann::json j = train_options_json(o);
+  // typed settings are written as the names the command line takes
+  EXPECT_EQ(j["model"], "fst");
+  EXPECT_EQ(j["optimizer"], "sgd");
+  EXPECT_EQ(j["schedule"], "step");
+  EXPECT_EQ(j["balance"], "none");
+  EXPECT_EQ(j["int_bound"], "clamp:2");
+  EXPECT_EQ(j["fst_head"], "linear");
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(train_options_json(TrainOptions{})["balance"], "") << "an unset balance (the model's default)";
   TrainOptions back;
   apply_train_config(back, j, "cfg.json");
   EXPECT_EQ(train_options_json(back), j);
-  EXPECT_EQ(back.model, "fst");
+  EXPECT_EQ(back.model, ModelType::fst);
+  EXPECT_EQ(back.optimizer, OptimizerKind::sgd);
+  EXPECT_EQ(back.schedule, LrSchedule::Kind::Step);
+  ASSERT_TRUE(back.balance.has_value());
+  EXPECT_EQ(*back.balance, io::Balance::none);
+  EXPECT_EQ(back.int_bound.bound, InteractionBound::clamp);
+  EXPECT_FLOAT_EQ(back.int_bound.clamp, 2.0f);
+  EXPECT_EQ(back.fst_head, FstHead::linear);
   EXPECT_EQ(back.methods, o.methods);
+  apply_train_config(back, {{"balance", ""}}, "cfg.json");
+  EXPECT_FALSE(back.balance.has_value());
+  const std::string name = error_of([&] { apply_train_config(back, {{"optimizer", "adam"}}, "cfg.json"); });
+  EXPECT_NE(name.find("cfg.json: unknown optimizer 'adam' (adamw or sgd)"), std::string::npos) << name;
   const std::string unknown = error_of([&] { apply_train_config(back, {{"l_intt", 2}}, "cfg.json"); });
   EXPECT_NE(unknown.find("cfg.json: unknown setting 'l_intt'"), std::string::npos) << unknown;
   const std::string type = error_of([&] { apply_train_config(back, {{"batch", "many"}}, "cfg.json"); });

@@ -56,7 +56,7 @@ Command make_demo_command() {
               << o.data.frames << " frames of " << o.data.video_size << "x" << o.data.video_size << " per video, "
               << o.data.faces_per_video << " faces of " << o.data.face_size << "x" << o.data.face_size
               << " per video; ResNet-18 epochs v_d " << t.epochs_det << ", FST " << t.epochs_fst << ", v_s "
-              << t.epochs_encoders << ", v_t " << t.epochs_target << " (AdamW lr " << t.lr << ", " << t.schedule
+              << t.epochs_encoders << ", v_t " << t.epochs_target << " (AdamW lr " << t.lr << ", " << LrSchedule::kind_name(t.schedule)
               << ", batch " << t.batch
               << "); explain " << o.explain_faces << " faces, " << o.explain_grid << "x" << o.explain_grid << " grid, "
               << o.explain_samples << " permutations -> " << o.out << "/\n"

@@ -27,7 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const char* const kModels[] = {"det", "fst"};
+constexpr ModelType kModels[] = {ModelType::det, ModelType::fst};
 const char* model_label(const std::string& m) { return m == "det" ? "v_d" : "FST-Matching"; }
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -49,29 +49,30 @@ std::string prepare_index(const CompareOptions& o, const std::string& work) {
 }
 
 // The same settings for both models: only `model` and FST-Matching's own loss settings differ.
-TrainOptions train_options(const CompareOptions& o, const std::string& model, const std::string& index,
+TrainOptions train_options(const CompareOptions& o, ModelType model, const std::string& index,
                            const std::string& compression, uint64_t seed, const std::string& work) {
   TrainOptions t;
   t.model = model;
   t.arch = o.arch;
   t.data = index;
   t.init = o.init;
-  t.out = (fs::path(work) / "runs" / (model + "-" + compression + "-seed" + std::to_string(seed))).string();
+  t.out = (fs::path(work) / "runs" / (model_type_name(model) + ("-" + compression) + "-seed" + std::to_string(seed)))
+              .string();
   t.compressions = {compression};
   t.photometric = false;
-  t.optimizer = "adamw";
+  t.optimizer = OptimizerKind::adamw;
   t.lr = o.lr;
   t.batch = o.batch;
   t.epochs = o.epochs;
   t.schedule = o.schedule;
   t.warmup_epochs = o.warmup_epochs;
-  if (model == "fst") {  // FST's settings only, so that varying them reuses the v_d runs
+  if (model == ModelType::fst) {  // FST's settings only, so that varying them reuses the v_d runs
     t.fst_hidden = o.fst_hidden;
-    t.fst_head = fst_head_name(o.fst_head);
+    t.fst_head = o.fst_head;
     t.l_src = o.l_src;
     t.l_tgt = o.l_tgt;
     t.l_int = o.l_int;
-    t.int_bound = interaction_bound_name(o.interaction);
+    t.int_bound = o.interaction;
   }
   t.seed = seed;
   t.threads = o.threads;
@@ -199,14 +200,15 @@ void measure_donor_rate(CompareRun& run, const std::string& index, const std::st
   }
 }
 
-CompareRun train_and_test(const CompareOptions& o, const std::string& model, const std::string& index,
+CompareRun train_and_test(const CompareOptions& o, ModelType model, const std::string& index,
                           const std::string& compression, uint64_t seed, const std::string& work) {
   const TrainOptions t = train_options(o, model, index, compression, seed, work);
-  if (o.progress) std::cerr << "compare: " << model_label(model) << " at " << compression << ", seed " << seed << "\n";
+  if (o.progress)
+    std::cerr << "compare: " << model_label(model_type_name(model)) << " at " << compression << ", seed " << seed << "\n";
   const TrainResult r = train_or_reuse(t);
   if (r.stopped_by_signal) throw Interrupted(r.stopped_by_signal, "compare: stopped while training " + t.out);
   CompareRun run;
-  run.model = model;
+  run.model = model_type_name(model);
   run.train_compression = compression;
   run.seed = seed;
   run.steps = r.epochs.empty() ? r.steps : r.epochs.back().step;
@@ -216,7 +218,7 @@ CompareRun train_and_test(const CompareOptions& o, const std::string& model, con
       compression == "raw" ? std::vector<std::string>{"raw", "c23", "c40"} : std::vector<std::string>{compression};
   run.tests = test_model(o, run.checkpoint, index, tests);
   measure_donor_rate(run, index, compression);
-  if (model == "fst" && !r.epochs.empty()) {
+  if (model == ModelType::fst && !r.epochs.empty()) {
     run.losses = r.epochs.back().losses;
     auto term = [&](const char* k) { return run.losses.count(k) ? run.losses.at(k) : 0.0; };
     const double total = term("det") + t.l_src * term("source") + t.l_tgt * term("target") + t.l_int * term("interaction");
@@ -477,14 +479,14 @@ CompareResult run_compare(const CompareOptions& o) {
   res.settings = {{"compressions", o.compressions}, {"seeds", o.seeds},   {"seed", o.seed},
                   {"arch", o.arch},                 {"init", o.init.empty() ? "random" : o.init},
                   {"epochs", o.epochs},             {"batch", o.batch},   {"lr", o.lr},
-                  {"schedule", o.schedule},         {"warmup_epochs", o.warmup_epochs},
+                  {"schedule", LrSchedule::kind_name(o.schedule)}, {"warmup_epochs", o.warmup_epochs},
                   {"fst_hidden", o.fst_hidden},     {"optimizer", "adamw"}, {"photometric_augmentation", false},
                   {"fst_head", fst_head_name(o.fst_head)}, {"l_src", o.l_src}, {"l_tgt", o.l_tgt},
                   {"l_int", o.l_int},               {"interaction_bound", interaction_bound_name(o.interaction)}};
   if (o.data.empty()) res.settings["data"] = synthetic_faces_json(o.synthetic);
   for (const std::string& c : o.compressions)
     for (int k = 0; k < o.seeds; ++k)
-      for (const char* m : kModels) res.runs.push_back(train_and_test(o, m, res.index, c, o.seed + uint64_t(k), work));
+      for (ModelType m : kModels) res.runs.push_back(train_and_test(o, m, res.index, c, o.seed + uint64_t(k), work));
   summarise(res, o);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;

@@ -43,7 +43,7 @@ struct CompareOptions {
   int epochs = 4;
   int batch = 32;
   float lr = 1e-3f;
-  std::string schedule = "cosine";
+  LrSchedule::Kind schedule = LrSchedule::Kind::Cosine;
   float warmup_epochs = 0.5f;
   int fst_hidden = 256;
   // FST-Matching's loss (the same defaults as `fstm train`): the real/fake head, the interaction

@@ -35,6 +35,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 const char* const kCompressions[] = {"raw", "c23", "c40"};
 const char* const kModels[] = {"det", "source", "target", "fst"};
+constexpr ModelType kModelTypes[] = {ModelType::det, ModelType::source, ModelType::target, ModelType::fst};
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 double get(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
@@ -72,12 +73,11 @@ json cached(const fs::path& out, const std::string& name, const json& key, bool&
   return value;
 }
 
-TrainOptions train_options(const DemoOptions& o, const std::string& model, const std::string& index,
-                           const fs::path& out) {
+TrainOptions train_options(const DemoOptions& o, ModelType model, const std::string& index, const fs::path& out) {
   TrainOptions t;
   t.model = model;
   t.data = index;
-  t.out = (out / "runs" / model).string();
+  t.out = (out / "runs" / model_type_name(model)).string();
   t.compressions = {"raw"};  // c23/c40 are only seen at test time
   o.training.apply(t);
   t.fst_hidden = o.fst_hidden;
@@ -641,10 +641,11 @@ DemoResult run_demo(const DemoOptions& options) {
   // 2. training
   std::map<std::string, std::string> checkpoints;
   std::map<std::string, std::string> fingerprints;
-  for (const char* model : kModels) {
+  for (ModelType type : kModelTypes) {
+    const char* model = model_type_name(type);
     t = std::chrono::steady_clock::now();
     say(o, std::string("training ") + model);
-    const TrainResult r = train_or_reuse(train_options(o, model, faces.index, out));
+    const TrainResult r = train_or_reuse(train_options(o, type, faces.index, out));
     if (r.stopped_by_signal) return stopped(std::string("training ") + model);
     checkpoints[model] = chosen_checkpoint(r);
     fingerprints[model] = file_fingerprint(checkpoints[model]);

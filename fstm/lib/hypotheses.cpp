@@ -81,7 +81,7 @@ bool has_videos(const io::FaceIndex& index, const std::string& split, const std:
 // H3 follows the paper: the models train on raw faces and are explained on raw, c23 and c40.
 std::string train_compression(const HypothesisOptions& o) { return o.hypothesis == 3 ? "raw" : o.compression; }
 
-TrainOptions train_options(const HypothesisOptions& o, const std::string& model, const std::string& arch,
+TrainOptions train_options(const HypothesisOptions& o, ModelType model, const std::string& arch,
                            const std::string& data, const std::string& out) {
   TrainOptions t;
   t.model = model;
@@ -100,7 +100,7 @@ TrainOptions train_options(const HypothesisOptions& o, const std::string& model,
 // Trains (or reuses) the run and returns the checkpoint of its best validation score, as the demo
 // does, or its last one when it has no validation split.
 std::string trained(const TrainOptions& t, nlohmann::json& record) {
-  if (t.progress) std::cerr << "hypothesis: " << t.model << " (" << t.arch << ") -> " << t.out << "\n";
+  if (t.progress) std::cerr << "hypothesis: " << model_type_name(t.model) << " (" << t.arch << ") -> " << t.out << "\n";
   const TrainResult r = train_or_reuse(t);
   if (r.stopped_by_signal) throw Interrupted(r.stopped_by_signal, "hypothesis: stopped while training " + t.out);
   nlohmann::json epochs = nlohmann::json::array();
@@ -158,7 +158,7 @@ Encoders encoders(const HypothesisOptions& o, const Setup& s, const std::string&
     std::string path = given;
     if (path.empty()) {
       const bool encoder = type != ModelType::det;
-      TrainOptions t = train_options(o, model_type_name(type), arch, s.index_path,
+      TrainOptions t = train_options(o, type, arch, s.index_path,
                                      runs + "/" + model_type_name(type) + (encoder ? "-all-" : "-") + train_compression(o));
       if (!have_val) t.val_split = "";  // (the encoders have none: they learn every split's identities)
       path = trained(t, rec);
@@ -746,7 +746,7 @@ void run_h2(const HypothesisOptions& o, const Setup& s, HypothesisResult& res) {
       nlohmann::json rec;
       std::string path = given[k];
       if (path.empty()) {
-        TrainOptions t = train_options(o, "det", arch, subset_paths[k],
+        TrainOptions t = train_options(o, ModelType::det, arch, subset_paths[k],
                                        runs + "/h2-" + names[k] + "-n" + std::to_string(res.h2_identities) + "-" + o.compression);
         t.val_split = "";  // the subsets hold train videos only; both are tested on the test split below
         path = trained(t, rec);

@@ -115,23 +115,25 @@ void make_tiny(SyntheticFacesOptions& o, int identities) {
   o.faces_per_video = 2;
 }
 
-int TrainingRecipe::epochs_of(const std::string& model) const {
-  if (model == "det") return epochs_det;
-  if (model == "fst") return epochs_fst;
-  if (model == "target") return epochs_target;
-  FSTM_CHECK(model == "source", "training recipe: unknown model '", model, "'");
+int TrainingRecipe::epochs_of(ModelType model) const {
+  switch (model) {
+    case ModelType::det: return epochs_det;
+    case ModelType::fst: return epochs_fst;
+    case ModelType::target: return epochs_target;
+    case ModelType::source: return epochs_encoders;
+  }
   return epochs_encoders;
 }
 
 void TrainingRecipe::apply(TrainOptions& t) const {
   t.epochs = epochs_of(t.model);
-  t.optimizer = "adamw";
+  t.optimizer = OptimizerKind::adamw;
   t.lr = lr;
   t.batch = batch;
   t.schedule = schedule;
   t.warmup_epochs = warmup_epochs;
   t.photometric = false;
-  if (t.model == "source" || t.model == "target") {
+  if (t.model == ModelType::source || t.model == ModelType::target) {
     // The explained faces' identities must be classes of v_s/v_t (Q needs phi_s, phi_t of the true
     // source and target), so the encoders learn every identity: they train on every split and have
     // no validation split (val identities are not classes of a train-split head either). Their
@@ -141,7 +143,7 @@ void TrainingRecipe::apply(TrainOptions& t) const {
   }
   // v_t sees a face's own identity only on its real frames and other identities (the donors) on
   // every swap of it: oversampling the reals balances "this head is A" against "this inner face is B".
-  if (t.model == "target") t.balance = "oversample";
+  if (t.model == ModelType::target) t.balance = io::Balance::oversample;
 }
 
 TrainingRecipe TrainingRecipe::tiny() {
@@ -155,7 +157,7 @@ TrainingRecipe TrainingRecipe::tiny() {
 nlohmann::json TrainingRecipe::to_json() const {
   return {{"epochs_det", epochs_det}, {"epochs_fst", epochs_fst},       {"epochs_encoders", epochs_encoders},
           {"epochs_target", epochs_target}, {"batch", batch},           {"lr", lr},
-          {"schedule", schedule},       {"warmup_epochs", warmup_epochs}};
+          {"schedule", LrSchedule::kind_name(schedule)}, {"warmup_epochs", warmup_epochs}};
 }
 
 nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& o) {

@@ -77,10 +77,10 @@ struct TrainingRecipe {
   int epochs_det = 10, epochs_fst = 2, epochs_encoders = 4, epochs_target = 10;
   int batch = 32;
   float lr = 1e-3f;
-  std::string schedule = "cosine";
+  LrSchedule::Kind schedule = LrSchedule::Kind::Cosine;
   float warmup_epochs = 0.5f;
 
-  int epochs_of(const std::string& model) const;  // "det", "fst", "source", "target"
+  int epochs_of(ModelType model) const;
   // The recipe's settings for t.model (set by the caller); the identity encoders learn every split's
   // identities (train_split "all", no validation) and v_t oversamples the real frames.
   void apply(TrainOptions& t) const;

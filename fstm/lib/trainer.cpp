@@ -24,6 +24,37 @@ namespace fstm {
 
 // ---- settings ------------------------------------------------------------------------------------
 
+OptimizerKind parse_optimizer(const std::string& name) {
+  if (name == "adamw") return OptimizerKind::adamw;
+  if (name == "sgd") return OptimizerKind::sgd;
+  throw Error("unknown optimizer '" + name + "' (adamw or sgd)");
+}
+
+const char* optimizer_name(OptimizerKind kind) { return kind == OptimizerKind::adamw ? "adamw" : "sgd"; }
+
+// config.json holds the typed settings under the names the CLI takes (found by nlohmann::json
+// through argument-dependent lookup, so they live in the types' namespaces).
+void to_json(nlohmann::json& j, ModelType v) { j = model_type_name(v); }
+void from_json(const nlohmann::json& j, ModelType& v) { v = parse_model_type(j.get<std::string>()); }
+void to_json(nlohmann::json& j, OptimizerKind v) { j = optimizer_name(v); }
+void from_json(const nlohmann::json& j, OptimizerKind& v) { v = parse_optimizer(j.get<std::string>()); }
+void to_json(nlohmann::json& j, LrSchedule::Kind v) { j = LrSchedule::kind_name(v); }
+void from_json(const nlohmann::json& j, LrSchedule::Kind& v) { v = LrSchedule::parse_kind(j.get<std::string>()); }
+void to_json(nlohmann::json& j, const InteractionLossOptions& v) { j = interaction_bound_name(v); }
+void from_json(const nlohmann::json& j, InteractionLossOptions& v) { v = parse_interaction_bound(j.get<std::string>()); }
+void to_json(nlohmann::json& j, FstHead v) { j = fst_head_name(v); }
+void from_json(const nlohmann::json& j, FstHead& v) { v = parse_fst_head(j.get<std::string>()); }
+void to_json(nlohmann::json& j, const Device& v) { j = v.str(); }
+void from_json(const nlohmann::json& j, Device& v) { v = Device::parse(j.get<std::string>()); }
+
+namespace io {
+void to_json(nlohmann::json& j, const std::optional<Balance>& v) { j = v ? balance_name(*v) : ""; }
+void from_json(const nlohmann::json& j, std::optional<Balance>& v) {
+  const std::string name = j.get<std::string>();
+  v = name.empty() ? std::nullopt : std::optional<Balance>(parse_balance(name));
+}
+}  // namespace io
+
 #define FSTM_TRAIN_FIELDS(X)                                                                                    \
   X(model) X(arch) X(data) X(out) X(init) X(train_split) X(val_split) X(methods) X(compressions) X(size)         \
   X(balance) X(augment) X(photometric) X(jitter) X(flip) X(workers) X(optimizer) X(lr) X(weight_decay)          \
@@ -59,6 +90,8 @@ void apply_train_config(TrainOptions& o, const nlohmann::json& j, const std::str
 #undef FSTM_FROM_JSON
   } catch (const nlohmann::json::exception& e) {
     throw Error(detail::concat(what, ": a setting has the wrong type: ", e.what()));
+  } catch (const Error& e) {  // a name that is not one of the choices
+    throw Error(detail::concat(what, ": ", e.what()));
   }
 }
 
@@ -190,12 +223,9 @@ class Trainer {
     FSTM_CHECK(o_.warmup_epochs >= 0 && o_.step_epochs > 0 && o_.gamma > 0, "--warmup-epochs >= 0, --step-epochs > 0 and --gamma > 0");
     FSTM_CHECK(o_.max_steps >= 0 && o_.checkpoint_every >= 0, "--max-steps and --checkpoint-every must be >= 0");
     if (o_.threads > 0) kernels::set_num_threads(o_.threads);
-    type_ = parse_model_type(o_.model);
-    const FstHead head = parse_fst_head(o_.fst_head);
-    FSTM_CHECK(o_.optimizer == "adamw" || o_.optimizer == "sgd", "--optimizer must be adamw or sgd, got '",
-               o_.optimizer, "'");
-    schedule_.kind = LrSchedule::parse_kind(o_.schedule);
-    device_ = Device::parse(o_.device);
+    type_ = o_.model;
+    schedule_.kind = o_.schedule;
+    device_ = o_.device;
     for (const std::string& c : o_.compressions) io::parse_compression(c);
 
     FSTM_CHECK(fs::exists(o_.data), o_.data, ": no such face index (write one with fstm extract)");
@@ -215,9 +245,8 @@ class Trainer {
     lo.shuffle = true;
     lo.drop_last = true;
     lo.seed = o_.seed;
-    const std::string balance = o_.balance.empty() ? (type_ == ModelType::det || type_ == ModelType::fst ? "oversample" : "none")
-                                                   : o_.balance;
-    lo.balance = io::parse_balance(balance);
+    const bool detects = type_ == ModelType::det || type_ == ModelType::fst;
+    lo.balance = o_.balance.value_or(detects ? io::Balance::oversample : io::Balance::none);
     FSTM_CHECK(lo.balance != io::Balance::weight, "--balance weight is not supported by the trainer (its losses are "
                "unweighted); use oversample or none");
     lo.augment = o_.augment;
@@ -240,7 +269,7 @@ class Trainer {
     // the model
     config_.type = type_;
     config_.arch = o_.arch;
-    config_.fst_head = head;
+    config_.fst_head = o_.fst_head;
     config_.fst_hidden = o_.fst_hidden;
     config_.input_size = loader_->image_size();
     config_.normalization = lo.norm;
@@ -263,7 +292,7 @@ class Trainer {
     net_->train();
     collect_dropouts(*net_, dropouts_);
 
-    if (o_.optimizer == "adamw") {
+    if (o_.optimizer == OptimizerKind::adamw) {
       AdamWOptions ao;
       ao.lr = o_.lr;
       ao.weight_decay = o_.weight_decay;
@@ -287,7 +316,7 @@ class Trainer {
     weights_.source = o_.l_src;
     weights_.target = o_.l_tgt;
     weights_.interaction = o_.l_int;
-    weights_.interaction_loss = parse_interaction_bound(o_.int_bound);
+    weights_.interaction_loss = o_.int_bound;
 
     // validation frames
     if (!o_.val_split.empty()) {
@@ -317,8 +346,8 @@ class Trainer {
 
     std::ostringstream s;
     s << config_.describe() << ", " << loader_->selection().size() << " training frames (" << loader_->class_counts()[0]
-      << " real, " << loader_->class_counts()[1] << " fake; " << balance << "), " << steps_per_epoch_ << " steps of "
-      << o_.batch << " per epoch, " << val_frames_ << " validation frames, " << o_.optimizer << " lr " << o_.lr
+      << " real, " << loader_->class_counts()[1] << " fake; " << io::balance_name(lo.balance) << "), " << steps_per_epoch_ << " steps of "
+      << o_.batch << " per epoch, " << val_frames_ << " validation frames, " << optimizer_name(o_.optimizer) << " lr " << o_.lr
       << " wd " << o_.weight_decay << ", " << config_.input_size << "x" << config_.input_size << " on "
       << device_.str() << " (" << kernels::num_threads() << " threads)";
     if (type_ == ModelType::fst)

@@ -1,6 +1,6 @@
 // Training of the method's models (fstm/lib/models.h) on a face index (fstm extract).
 //
-//   TrainOptions o;  o.model = "fst"; o.data = "faces/index.json"; o.out = "runs/fst";
+//   TrainOptions o;  o.model = ModelType::fst; o.data = "faces/index.json"; o.out = "runs/fst";
 //   TrainResult r = train(o);             // or: fstm train --model fst --data ... --out ...
 //
 // A run directory holds:
@@ -30,16 +30,26 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "fstm/lib/models.h"
+#include "io/loader.h"
+#include "layers/optim.h"
+#include "tensor/device.h"
 
 namespace fstm {
 
+enum class OptimizerKind { adamw, sgd };
+OptimizerKind parse_optimizer(const std::string& name);  // "adamw", "sgd"; throws naming the choices
+const char* optimizer_name(OptimizerKind kind);
+
+// Every setting is typed; the strings a user types are parsed by fstm/cli (and, for config.json,
+// by apply_train_config), never here.
 struct TrainOptions {
   // what to train, on what, where
-  std::string model = "det";  // det | source | target | fst
+  ModelType model = ModelType::det;
   std::string arch = "resnet18";
   std::string data;           // face index JSON
   std::string out;            // run directory
@@ -51,18 +61,18 @@ struct TrainOptions {
   std::vector<std::string> methods;        // manipulation methods to train on (reals always); empty = all
   std::vector<std::string> compressions;   // empty = all
   int size = 0;                            // input side; 0 = the index's
-  std::string balance;                     // none | oversample; "" = oversample for det/fst, none for encoders
+  std::optional<io::Balance> balance;      // none | oversample; unset = oversample for det/fst, none for encoders
   bool augment = true;                     // false turns every augmentation off
   bool photometric = true, jitter = true, flip = true;
   int workers = 2;
 
   // optimisation (defaults: the authors' configs)
-  std::string optimizer = "adamw";         // adamw | sgd
+  OptimizerKind optimizer = OptimizerKind::adamw;
   float lr = 1e-5f;
   float weight_decay = 4e-3f;
   float momentum = 0.9f;                   // sgd
   bool nesterov = false;                   // sgd
-  std::string schedule = "constant";       // constant | step | cosine
+  LrSchedule::Kind schedule = LrSchedule::Kind::Constant;
   float warmup_epochs = 0.0f;              // linear warm-up, any schedule
   float step_epochs = 1.0f;                // step: decay every step_epochs epochs
   float gamma = 0.1f;                      // step: factor
@@ -73,14 +83,14 @@ struct TrainOptions {
 
   // FST-Matching loss: CE(det) + l_src CE(source) + l_tgt CE(target) + l_int L_int
   float l_src = 0.5f, l_tgt = 1.0f, l_int = 100.0f;
-  std::string int_bound = "logistic";      // logistic | clamp:C | none (Eq. 5 unbounded); fst_model.h
-  std::string fst_head = "mlp";            // mlp | linear (linear = the released code; its L_int is 0)
+  InteractionLossOptions int_bound;        // logistic | clamp:C | none (Eq. 5 unbounded); fst_model.h
+  FstHead fst_head = FstHead::mlp;         // mlp | linear (linear = the released code; its L_int is 0)
   int fst_hidden = 256;
 
   // run
   uint64_t seed = 0;
   int threads = 0;                         // 0 = the default
-  std::string device = "cpu";
+  Device device = Device::cpu();
   int64_t max_steps = 0;                   // > 0: stop (and save) after this many steps in total
   int64_t checkpoint_every = 0;            // > 0: also save last.safetensors every N steps
 
@@ -90,8 +100,9 @@ struct TrainOptions {
   const std::atomic<int>* stop = nullptr;  // when it becomes non-zero: save and return after the current step
 };
 
-// The settings as JSON (keys = field names = the CLI flags with '_' for '-'), and back. Unknown keys
-// and values of the wrong type throw naming `what` and the key.
+// The settings as JSON (keys = field names = the CLI flags with '_' for '-'; typed values as the
+// names the CLI takes: "fst", "adamw", "cosine", "clamp:2", "cuda:0", "" for an unset balance), and
+// back. Unknown keys, unknown names and values of the wrong type throw naming `what` and the key.
 nlohmann::json train_options_json(const TrainOptions& options);
 void apply_train_config(TrainOptions& options, const nlohmann::json& config, const std::string& what);
 std::vector<std::string> train_option_keys();
