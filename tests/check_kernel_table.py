@@ -18,6 +18,11 @@ out of it:
     kernels/cuda_table.h: cuda::softmax is declared in kernels/loss.h but not listed in
     FSTM_CUDA_KERNEL_NAMES
 
+and that the op table run on every backend (tests/test_backend_ops.cpp) has a row for every
+declared kernel, and no row that names none:
+
+    tests/test_backend_ops.cpp: no row for softmax (kernels/loss.h)
+
 Usage: check_kernel_table.py LIBRARY... [--cuda on|off] [--root REPO]
   LIBRARY: libfstm.so and, with CUDA, libfstm_cuda.so; a kernel may be defined in any of them.
   --cuda off: the build has no CUDA backend; cuda:: kernels are not expected.
@@ -111,6 +116,20 @@ def table_problems(root, wanted):
     return out
 
 
+def op_table_problems(root, wanted):
+    """Messages for each declared kernel that tests/test_backend_ops.cpp has no row for, and each
+    row that names no declared kernel. A row starts with `{"name",`."""
+    path = os.path.join(root, "tests", "test_backend_ops.cpp")
+    if not os.path.isfile(path):
+        return []
+    rows = set(re.findall(r'\{"([a-z_][a-z0-9_]*)",', strip_comments(open(path, encoding="utf-8").read())))
+    kernels = {f: h for h, b, f in wanted}
+    out = [f"tests/test_backend_ops.cpp: no row for {f} ({h})" for f, h in sorted(kernels.items()) if f not in rows]
+    out += [f"tests/test_backend_ops.cpp: the row {f} names no kernel declared in kernels/*.h"
+            for f in sorted(rows - set(kernels))]
+    return out
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("library", nargs="+")
@@ -131,14 +150,14 @@ def main(argv):
     for header, backend, kernel in missing:
         print(f"{header}: {backend}::{kernel} is declared but not defined in {libraries}", file=sys.stderr)
     checked = sum(1 for w in wanted if a.cuda == "on" or w[1] != "cuda")
-    unlisted = table_problems(a.root, wanted) if a.cuda == "on" else []
+    unlisted = (table_problems(a.root, wanted) if a.cuda == "on" else []) + op_table_problems(a.root, wanted)
     for problem in unlisted:
         print(problem, file=sys.stderr)
     if missing:
         print(f"check_kernel_table: {len(missing)} of {checked} declared kernels are not defined", file=sys.stderr)
     if unlisted:
-        print(f"check_kernel_table: the CUDA kernel table disagrees with the headers in {len(unlisted)} place(s)",
-              file=sys.stderr)
+        print(f"check_kernel_table: the CUDA kernel table or the op table disagrees with the headers in "
+              f"{len(unlisted)} place(s)", file=sys.stderr)
     if missing or unlisted:
         return 1
     print(f"check_kernel_table: all {checked} declared kernels are defined ({', '.join(sorted({w[1] for w in wanted if a.cuda == 'on' or w[1] != 'cuda'}))})")

@@ -46,10 +46,23 @@ def main():
     assert "ghost_kernel is listed in FSTM_CUDA_KERNEL_NAMES but no header declares cuda::ghost_kernel" in p.stderr
     assert "cuda::activation_forward is declared in" not in p.stderr, p.stderr
     assert "disagrees with the headers in 2 place(s)" in p.stderr, p.stderr
+    # the op table has rows for activation_forward and made_up_forward, and one for a name no header declares
+    os.makedirs(os.path.join(root, "tests"))
+    with open(os.path.join(root, "tests", "test_backend_ops.cpp"), "w") as f:
+        f.write('void rows() {\n  t.push_back({"activation_forward", "n=7", 0.0f});\n'
+                '  t.push_back({"made_up_forward", "n=7", 0.0f});\n  OpCase g{"ghost_op", "x"};\n'
+                '  // {"commented_out", ...\n}\n')
+    p = subprocess.run([sys.executable, CHECKER, *libraries, "--root", root], capture_output=True, text=True)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    for kernel in ("made_up_forward", "activation_forward"):
+        assert f"no row for {kernel}" not in p.stderr, p.stderr
+    assert "tests/test_backend_ops.cpp: no row for lone_kernel (kernels/made_up.h)" in p.stderr, p.stderr
+    assert "the row ghost_op names no kernel declared" in p.stderr, p.stderr
+    assert "commented_out" not in p.stderr, p.stderr
     p = subprocess.run([sys.executable, CHECKER, *libraries, "--root", root, "--cuda", "off"], capture_output=True, text=True)
     assert "cuda_table.h" not in p.stderr, p.stderr
     print("kernel table checker: names the 4 undefined kernels of a made-up family, none of the defined ones, "
-          "and the 2 disagreements of a made-up CUDA kernel table")
+          "the 2 disagreements of a made-up CUDA kernel table and the 2 of a made-up op table")
 
 
 if __name__ == "__main__":
