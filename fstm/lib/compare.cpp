@@ -313,8 +313,10 @@ void report_table4(HtmlReport& h, const CompareResult& r) {
                     pm(f->video_auc, f->video_auc_sd), pm(d->balanced_acc_val, d->balanced_acc_val_sd),
                     pm(f->balanced_acc_val, f->balanced_acc_val_sd)});
   }
+  const std::string init = r.settings.value("init", std::string("random"));
   h.table(rows, "Mean ± SD over the seeds; both models trained and tested at the same compression, same steps, "
-                "same initialisation and seeds (the paper's Table 4 protocol).");
+                "same initialisation (" + (init == "random" ? std::string("random, from the seed") : "--init " + init) +
+                ") and seeds (the paper's Table 4 protocol).");
 }
 
 void report_h3_view(HtmlReport& h, const CompareResult& r) {
@@ -414,6 +416,9 @@ std::string finding(const CompareResult& r) {
                                   : "one half: the features do not tell the donor from the context")
       << "). ";
   }
+  const std::string init = r.settings.value("init", std::string("random"));
+  f << (init == "random" ? "Both models start from random weights; the paper's start from ImageNet weights (--init). "
+                         : "Every backbone starts from " + init + ". ");
   f << "The paper (Table 4) reports FST-Matching ahead of its baselines, most at c40. With few seeds only a "
        "difference larger than the seeds' spread shows; a mean above 0 inside that spread is not a win.";
   return f.str();
