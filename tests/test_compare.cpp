@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "fstm/lib/compare.h"
@@ -79,6 +80,23 @@ TEST(CompareCommand, QuickSlow) {
   EXPECT_EQ(varied.err.find("det-c40-seed"), std::string::npos) << varied.err;
   EXPECT_NE(varied.err.find("fst-c40-seed0 holds a run with other settings"), std::string::npos) << varied.err;
   EXPECT_EQ(nlohmann::json::parse(test::read_text(dir + "/results.json"))["settings"]["l_int"], 1.0);
+  EXPECT_TRUE(j["init_donor_rate"].empty()) << "random initialisation: nothing to measure";
+
+  // --init with a fstm checkpoint (here v_d's): every backbone starts from it, and the donor rate of
+  // the initialisation itself is measured, reported and in the finding
+  const std::string init = dir + "/init.safetensors";
+  std::filesystem::copy_file(dir + "/work/runs/det-c40-seed0/last.safetensors", init);
+  const test::CommandResult from = test::run_fstm(args + " --init " + init, dir);
+  ASSERT_EQ(from.exit_code, 0) << from.err;
+  const nlohmann::json k = nlohmann::json::parse(test::read_text(dir + "/results.json"));
+  EXPECT_EQ(k["settings"]["init"], init);
+  ASSERT_TRUE(k["init_donor_rate"]["c40"].is_number()) << k["init_donor_rate"].dump();
+  EXPECT_GE(k["init_donor_rate"]["c40"].get<double>(), 0.0);
+  EXPECT_LE(k["init_donor_rate"]["c40"].get<double>(), 1.0);
+  EXPECT_NE(from.out.find("the --init network's own features have a donor rate of"), std::string::npos) << from.out;
+  const std::string report = test::read_text(dir + "/report.html");
+  EXPECT_NE(report.find("(the initialisation, before training)"), std::string::npos);
+  EXPECT_NE(report.find("same initialisation (--init " + init + ")"), std::string::npos);
 }
 
 // The donor rate: a swap A_B counts when its feature is nearer the donor B's real frames than the

@@ -200,6 +200,26 @@ void measure_donor_rate(CompareRun& run, const std::string& index, const std::st
   }
 }
 
+// The donor rate of the initialisation itself, when --init is a fstm checkpoint of a single-backbone
+// model: whose identity its features carry on this data's unseen swaps before any training here.
+void measure_init_donor_rate(CompareResult& res, const CompareOptions& o) {
+  if (o.init.empty()) return;
+  ModelSpec spec;
+  spec.model = o.init;
+  std::unique_ptr<LoadedModel> m;
+  try {
+    m = std::make_unique<LoadedModel>(load_model(spec));
+  } catch (const Error&) {
+    return;  // torchvision weights: no input size or normalisation to measure with
+  }
+  if (m->config.type == ModelType::fst) return;
+  for (const std::string& c : o.compressions) {
+    const std::vector<double> v =
+        test_donor_rate(*m, res.index, c, [&](const Tensor& x) { return std::vector<Tensor>{m->net->features(x)}; });
+    if (v.size() == 1) res.init_donor_rate[c] = v[0];
+  }
+}
+
 CompareRun train_and_test(const CompareOptions& o, ModelType model, const std::string& index,
                           const std::string& compression, uint64_t seed, const std::string& work) {
   const TrainOptions t = train_options(o, model, index, compression, seed, work);
@@ -341,6 +361,8 @@ void report_donor_rate(HtmlReport& h, const CompareResult& r) {
     if (run.model == "fst") row[3] = format_number(run.source_donor_rate), row[4] = format_number(run.target_donor_rate);
   }
   for (const auto& [key, row] : by) rows.push_back(row);
+  for (const auto& [c, rate] : r.init_donor_rate)
+    rows.push_back({c, "--init", format_number(rate) + " (the initialisation, before training)", "-", "-"});
   h.table(rows, "Donor rate on the test split's swaps (Deepfakes, FaceSwap, FaceShifter), identities no model "
                 "trained on: the share of swap frames A_B whose features lie nearer (cosine) to the donor B's real "
                 "frames than to the context A's. 1: the features carry the inner face's identity; 0: the context's. "
@@ -416,6 +438,9 @@ std::string finding(const CompareResult& r) {
                                   : "one half: the features do not tell the donor from the context")
       << "). ";
   }
+  for (const auto& [c, rate] : r.init_donor_rate)
+    f << c << ": the --init network's own features have a donor rate of " << format_number(rate)
+      << " before any training here. ";
   const std::string init = r.settings.value("init", std::string("random"));
   f << (init == "random" ? "Both models start from random weights; the paper's start from ImageNet weights (--init). "
                          : "Every backbone starts from " + init + ". ");
@@ -493,6 +518,7 @@ CompareResult run_compare(const CompareOptions& o) {
     for (int k = 0; k < o.seeds; ++k)
       for (ModelType m : kModels) res.runs.push_back(train_and_test(o, m, res.index, c, o.seed + uint64_t(k), work));
   summarise(res, o);
+  measure_init_donor_rate(res, o);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }
@@ -531,8 +557,11 @@ json CompareResult::to_json() const {
                           {"sd", num(v.sd)}, {"ci95", {num(v.lo), num(v.hi)}}, {"verdict", v.verdict},
                           {"fst_at_least_vd", v.fst_at_least_vd}});
   }
-  return {{"index", index}, {"settings", settings}, {"runs", runs_j}, {"cells", cells_j},
-          {"verdicts", verdicts_j}, {"seconds", seconds}};
+  json init_j = json::object();
+  for (const auto& [c, rate] : init_donor_rate) init_j[c] = num(rate);
+  return {{"index", index},       {"settings", settings}, {"runs", runs_j},
+          {"cells", cells_j},     {"verdicts", verdicts_j}, {"init_donor_rate", init_j},
+          {"seconds", seconds}};
 }
 
 void write_compare_outputs(const CompareResult& r) {

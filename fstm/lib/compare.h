@@ -109,6 +109,10 @@ struct CompareResult {
   std::vector<CompareRun> runs;
   std::vector<CompareCell> cells;
   std::vector<CompareVerdict> verdicts;
+  // The donor rate of the --init network's own pooled features, per compression, before any
+  // training on this data (a fstm checkpoint of a det/source/target model; torchvision weights
+  // carry no input size or normalisation and are not measured).
+  std::map<std::string, double> init_donor_rate;
   double seconds = 0;
   nlohmann::json to_json() const;
 };
