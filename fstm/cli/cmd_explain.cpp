@@ -13,6 +13,7 @@
 
 #include "autograd/autograd.h"
 #include "fstm/cli/commands.h"
+#include "fstm/cli/options.h"
 #include "fstm/lib/explainer.h"
 #include "fstm/lib/heatmap.h"
 #include "fstm/lib/model_loader.h"
@@ -28,15 +29,14 @@ namespace fstm::cli {
 namespace {
 
 struct ExplainOptions {
-  std::string model, arch, weights, image, pristine, out, mean, std;
-  int64_t num_classes = 0;
-  int size = 0;
+  ModelSpec model;  // --model, or --arch/--num-classes/--weights; --size/--mean/--std/--device (options.h)
+  std::string image, pristine, out;
   bool resize = false;
   int grid = 16;
   int64_t samples = 100;
   int64_t target = 0;
   CLI::Option* target_flag = nullptr;  // --class; absent: the predicted class
-  std::string baseline = "black", value = "logit", sampler = "permutation", dtype = "f32", device = "cpu";
+  std::string baseline = "black", value = "logit", sampler = "permutation", dtype = "f32";
   float blur_sigma = 0;
   bool antithetic = false;
   uint64_t seed = 0;
@@ -73,20 +73,11 @@ int run_explain(const ExplainOptions& o) {
   FSTM_CHECK(o.samples >= 1, "--samples must be at least 1, got ", o.samples);
   FSTM_CHECK(o.grid >= 2, "--grid must be at least 2, got ", o.grid);
   FSTM_CHECK(o.batch >= 1, "--batch must be at least 1, got ", o.batch);
-  const Device device = Device::parse(o.device);
+  const Device device = Device::parse(o.model.device);
   const DType dtype = parse_dtype(o.dtype);
   FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16, "--dtype must be f32 or bf16");
 
-  ModelSpec ms;  // fstm/lib/model_loader.h: --model, or --arch/--num-classes/--weights
-  ms.model = o.model;
-  if (!o.arch.empty()) ms.arch = o.arch;
-  ms.num_classes = o.num_classes;
-  ms.weights = o.weights;
-  ms.size = o.size;
-  ms.mean = o.mean;
-  ms.std = o.std;
-  ms.device = o.device;
-  const LoadedModel loaded = load_model(ms);
+  const LoadedModel loaded = load_model(o.model);
   const int size = loaded.input_size;
   const int64_t num_classes = loaded.config.num_classes();
   so.normalization = loaded.normalization;
@@ -193,14 +184,9 @@ Command make_explain_command() {
   Command c;
   c.add = [o](CLI::App& app) {
     CLI::App* s = app.add_subcommand("explain", "Shapley map of one image: which grid cells drive a class's logit");
-    auto* model = s->add_option("--model", o->model, "fstm checkpoint (.safetensors with arch/num_classes metadata)");
-    auto* arch = s->add_option("--arch", o->arch, "Architecture (with --num-classes and --weights)");
-    auto* nc = s->add_option("--num-classes", o->num_classes, "Classes of the model's head");
-    auto* weights = s->add_option("--weights", o->weights, "Weights (.safetensors state dict)");
-    model->excludes(arch)->excludes(nc)->excludes(weights);
-    s->add_option("--size", o->size, "Input side in pixels (default: checkpoint metadata, else 224)");
-    s->add_option("--mean", o->mean, "Normalisation mean r,g,b (default: metadata, else ImageNet)");
-    s->add_option("--std", o->std, "Normalisation std r,g,b (default: metadata, else ImageNet)");
+    add_model_options(*s, o->model);
+    s->get_option("--model")->excludes("--arch")->excludes("--num-classes")->excludes("--weights");
+    s->get_option("--size")->description("Input side in pixels (default: the checkpoint's, else 224; see --resize)");
     s->add_option("--image", o->image, "Image to explain")->required();
     s->add_flag("--resize", o->resize, "Resize the image to the model's size instead of refusing it");
     s->add_option("--grid", o->grid, "L: the image is split into L x L players")->capture_default_str();
@@ -230,7 +216,6 @@ Command make_explain_command() {
     s->add_option("--dtype", o->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
     s->add_option("--batch", o->batch, "Masked images per forward")->capture_default_str();
     s->add_option("--threads", o->threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
-    s->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
     s->add_option("--out", o->out, "Directory for <image>_shapley.png (overlay), _shapley_map.png, .csv and .json");
     s->add_flag("--json", o->json, "Print only the JSON result on stdout");
     return s;
