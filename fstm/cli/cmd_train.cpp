@@ -4,6 +4,7 @@
 // exits with 128 + the signal; `--resume` continues from there.
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include "fstm/cli/commands.h"
 #include "fstm/cli/stop_signal.h"
@@ -39,41 +40,23 @@ nlohmann::json given_flags(CLI::App& sub, const TrainOptions& parsed) {
   return given;
 }
 
-// The flags whose settings are typed in TrainOptions, as typed; parsed into it by parse_typed().
-struct TypedText {
-  std::string model, balance, optimizer, schedule, int_bound, fst_head, device;
-  explicit TypedText(const TrainOptions& d)
-      : model(model_type_name(d.model)),
-        balance(d.balance ? io::balance_name(*d.balance) : ""),
-        optimizer(optimizer_name(d.optimizer)),
-        schedule(LrSchedule::kind_name(d.schedule)),
-        int_bound(interaction_bound_name(d.int_bound)),
-        fst_head(fst_head_name(d.fst_head)),
-        device(d.device.str()) {}
-};
-
 struct TrainFlags {
   TrainOptions o;
-  TypedText text{o};
+  // The flags of typed settings (model, optimizer, device, ...) bind to their text, which
+  // apply_train_config parses with the names config.json uses. Defaults: o's, as names.
+  std::map<std::string, std::string> typed;
   std::string config;
   CLI::App* sub = nullptr;
 };
 
-void parse_typed(TrainFlags& f) {
-  TrainOptions& o = f.o;
-  const TypedText& t = f.text;
-  o.model = parse_model_type(t.model);
-  o.balance = t.balance.empty() ? std::nullopt : std::optional<io::Balance>(io::parse_balance(t.balance));
-  o.optimizer = parse_optimizer(t.optimizer);
-  o.schedule = LrSchedule::parse_kind(t.schedule);
-  o.int_bound = parse_interaction_bound(t.int_bound);
-  o.fst_head = parse_fst_head(t.fst_head);
-  o.device = Device::parse(t.device);
+// The text a typed flag binds to (std::map keeps the reference valid).
+std::string& typed_flag(TrainFlags& f, const std::string& key) {
+  return f.typed.try_emplace(key, train_options_json(f.o).at(key).get<std::string>()).first->second;
 }
 
 int run_train(TrainFlags& f) {
   // defaults <- the run's saved config.json (--resume) <- --config <- flags
-  parse_typed(f);
+  apply_train_config(f.o, nlohmann::json(f.typed), "the command line");
   const nlohmann::json flags = given_flags(*f.sub, f.o);
   TrainOptions probe;
   if (!f.config.empty()) apply_train_config(probe, load_json(f.config), f.config);
@@ -120,8 +103,7 @@ Command make_train_command() {
     TrainOptions& o = f->o;
     CLI::App* s = app.add_subcommand("train", "Train a detector (det), source/target encoder or the FST-Matching model");
     f->sub = s;
-    TypedText& t = f->text;
-    s->add_option("--model", t.model, "det, source, target or fst")
+    s->add_option("--model", typed_flag(*f, "model"), "det, source, target or fst")
         ->check(CLI::IsMember({"det", "source", "target", "fst"}))
         ->capture_default_str();
     s->add_option("--arch", o.arch, "Backbone architecture")->capture_default_str();
@@ -137,7 +119,8 @@ Command make_train_command() {
     s->add_option("--compressions,--compression", o.compressions, "Compressions (comma-separated: raw,c23,c40)")
         ->delimiter(',');
     s->add_option("--size", o.size, "Input side in pixels (0: the index's)")->check(CLI::Range(0, 4096));
-    s->add_option("--balance", t.balance, "none or oversample (default: oversample for det/fst, none for encoders)")
+    s->add_option("--balance", typed_flag(*f, "balance"),
+                  "none or oversample (default: oversample for det/fst, none for encoders)")
         ->check(CLI::IsMember({"none", "oversample"}));
     s->add_flag("--augment,!--no-augment", o.augment, "Training augmentations (the authors'); --no-augment: none");
     s->add_flag("--photometric,!--no-photometric", o.photometric, "Photometric augmentations");
@@ -145,12 +128,14 @@ Command make_train_command() {
     s->add_flag("--flip,!--no-flip", o.flip, "Horizontal flips");
     s->add_option("--workers", o.workers, "Loader threads")->capture_default_str()->check(CLI::PositiveNumber);
     // optimisation
-    s->add_option("--optimizer", t.optimizer, "adamw or sgd")->check(CLI::IsMember({"adamw", "sgd"}))->capture_default_str();
+    s->add_option("--optimizer", typed_flag(*f, "optimizer"), "adamw or sgd")
+        ->check(CLI::IsMember({"adamw", "sgd"}))
+        ->capture_default_str();
     s->add_option("--lr", o.lr, "Learning rate")->capture_default_str();
     s->add_option("--weight-decay", o.weight_decay, "Weight decay (decoupled for AdamW)")->capture_default_str();
     s->add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
     s->add_flag("--nesterov", o.nesterov, "SGD with Nesterov momentum");
-    s->add_option("--schedule", t.schedule, "constant, step or cosine")
+    s->add_option("--schedule", typed_flag(*f, "schedule"), "constant, step or cosine")
         ->check(CLI::IsMember({"constant", "step", "cosine"}))
         ->capture_default_str();
     s->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up length in epochs (fractions allowed)")->capture_default_str();
@@ -164,18 +149,19 @@ Command make_train_command() {
     s->add_option("--l-src", o.l_src, "Weight of the source identity loss")->capture_default_str();
     s->add_option("--l-tgt", o.l_tgt, "Weight of the target identity loss")->capture_default_str();
     s->add_option("--l-int", o.l_int, "Weight of the interaction loss (Eq. 5)")->capture_default_str();
-    s->add_option("--int-bound", t.int_bound,
+    s->add_option("--int-bound", typed_flag(*f, "int_bound"),
                   "Interaction loss: logistic (softplus of the margin), clamp:C (margin capped at C), or none "
                   "(Eq. 5 as written, unbounded)")
         ->capture_default_str();
-    s->add_option("--fst-head", t.fst_head, "Real/fake head: mlp, or linear (the released code; its interaction is 0)")
+    s->add_option("--fst-head", typed_flag(*f, "fst_head"),
+                  "Real/fake head: mlp, or linear (the released code; its interaction is 0)")
         ->check(CLI::IsMember({"mlp", "linear"}))
         ->capture_default_str();
     s->add_option("--fst-hidden", o.fst_hidden, "Hidden width of the mlp head")->capture_default_str()->check(CLI::PositiveNumber);
     // run
     s->add_option("--seed", o.seed, "Seed of everything random")->capture_default_str();
     s->add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
-    s->add_option("--device", t.device, "cpu or cuda[:N]")->capture_default_str();
+    s->add_option("--device", typed_flag(*f, "device"), "cpu or cuda[:N]")->capture_default_str();
     s->add_option("--max-steps", o.max_steps, "Stop (and save) after this many steps in total")->check(CLI::NonNegativeNumber);
     s->add_option("--checkpoint-every", o.checkpoint_every, "Also save last.safetensors every N steps")
         ->check(CLI::NonNegativeNumber);
