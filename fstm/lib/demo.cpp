@@ -34,8 +34,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 const char* const kCompressions[] = {"raw", "c23", "c40"};
-const char* const kModels[] = {"det", "source", "target", "fst"};
-constexpr ModelType kModelTypes[] = {ModelType::det, ModelType::source, ModelType::target, ModelType::fst};
+constexpr ModelType kModels[] = {ModelType::det, ModelType::source, ModelType::target, ModelType::fst};
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 double get(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
@@ -452,7 +451,8 @@ void write_report(const json& m, const fs::path& out, const std::string& path) {
           "identity A is paired with: an encoder that learnt 'A's context -> A's partner' instead of identity.");
 
   r.heading("Training");
-  for (const char* model : kModels) {
+  for (ModelType type : kModels) {
+    const char* model = model_type_name(type);
     const std::vector<EpochMetrics> epochs = read_epoch_metrics((out / "runs" / model / "metrics.jsonl").string());
     if (epochs.empty()) continue;
     Series loss{"training loss", {}, {}}, auc{"validation AUC", {}, {}};
@@ -641,7 +641,7 @@ DemoResult run_demo(const DemoOptions& options) {
   // 2. training
   std::map<std::string, std::string> checkpoints;
   std::map<std::string, std::string> fingerprints;
-  for (ModelType type : kModelTypes) {
+  for (ModelType type : kModels) {
     const char* model = model_type_name(type);
     t = std::chrono::steady_clock::now();
     say(o, std::string("training ") + model);
@@ -659,11 +659,12 @@ DemoResult run_demo(const DemoOptions& options) {
   // 3. evaluation
   json metrics;
   const json index_key = {{"index", file_fingerprint(faces.index)}};
-  for (const char* model : kModels) {
+  for (ModelType type : kModels) {
+    const char* model = model_type_name(type);
     t = std::chrono::steady_clock::now();
     const json key = {{"checkpoint", fingerprints[model]}, {"data", index_key}};
     bool reused = false;
-    const bool detector = model == std::string("det") || model == std::string("fst");
+    const bool detector = type == ModelType::det || type == ModelType::fst;
     metrics[model] = cached(out, std::string("eval_") + model, key, reused, [&] {
       say(o, std::string("evaluating ") + model);
       return detector ? evaluate_detector(o, checkpoints[model], faces.index)
