@@ -85,7 +85,7 @@ TEST(CompareCommand, QuickSlow) {
   // --init with a fstm checkpoint (here v_d's): every backbone starts from it, and the donor rate of
   // the initialisation itself is measured, reported and in the finding
   const std::string init = dir + "/init.safetensors";
-  std::filesystem::copy_file(dir + "/work/runs/det-c40-seed0/last.safetensors", init);
+  std::filesystem::copy_file(std::filesystem::path(dir) / "work" / "runs" / "det-c40-seed0" / "last.safetensors", init);
   const test::CommandResult from = test::run_fstm(args + " --init " + init, dir);
   ASSERT_EQ(from.exit_code, 0) << from.err;
   const nlohmann::json k = nlohmann::json::parse(test::read_text(dir + "/results.json"));

@@ -32,19 +32,6 @@ Tensor gpu_poisoned(const Shape& shape) {
   return t;
 }
 
-float max_abs(const Tensor& t) {
-  float m = 0;
-  for (float v : t.to_vector()) m = std::max(m, std::abs(v));
-  return m;
-}
-
-// |actual - expected| <= rel * (max|expected| + |expected|): relative to the tensor's scale, so
-// values near zero that come from cancelling sums are judged like the rest.
-::testing::AssertionResult close_to(const Tensor& actual, const Tensor& expected, float rel) {
-  const float scale = std::max(max_abs(expected), 1e-20f);
-  return test::all_close(actual, expected, rel * scale, rel);
-}
-
 Tensor random(const Shape& shape, Rng& rng, float lo = -1.0f, float hi = 1.0f) {
   return test::random_tensor(shape, rng, lo, hi);
 }
@@ -83,14 +70,14 @@ void check_conv(const ConvCase& c, Rng& rng, float rel) {
   k::ref::conv2d_forward(x, w, b, p, y_ref);
   Tensor y = gpu_poisoned(ys);
   k::conv2d_forward(on_gpu(x), on_gpu(w), on_gpu(b), p, y);
-  EXPECT_TRUE(close_to(y, y_ref, rel)) << "forward";
+  EXPECT_TRUE(test::close_to_scale(y, y_ref, rel)) << "forward";
 
   Tensor dy = random(ys, rng);
   Tensor dx_ref = Tensor::empty(x.shape());
   k::ref::conv2d_backward_data(dy, w, p, dx_ref);
   Tensor dx = gpu_poisoned(x.shape());
   k::conv2d_backward_data(on_gpu(dy), on_gpu(w), p, dx);
-  EXPECT_TRUE(close_to(dx, dx_ref, rel)) << "backward data";
+  EXPECT_TRUE(test::close_to_scale(dx, dx_ref, rel)) << "backward data";
 
   // Parameter gradients accumulate: start from random values, run twice (the second run uses the
   // cached algorithm).
@@ -101,9 +88,9 @@ void check_conv(const ConvCase& c, Rng& rng, float rel) {
     Tensor dy_gpu = on_gpu(dy), x_gpu = on_gpu(x);
     k::conv2d_backward_weights(dy_gpu, x_gpu, p, dw, db);
   }
-  EXPECT_TRUE(close_to(dw, dw_ref, rel)) << "backward weights";
+  EXPECT_TRUE(test::close_to_scale(dw, dw_ref, rel)) << "backward weights";
   if (c.bias) {
-    EXPECT_TRUE(close_to(db, db_ref, rel)) << "backward bias";
+    EXPECT_TRUE(test::close_to_scale(db, db_ref, rel)) << "backward bias";
   }
 }
 }  // namespace
@@ -116,7 +103,7 @@ void check_linear_forward(int64_t N, int64_t I, int64_t O, Rng& rng, float rel) 
   k::ref::linear_forward(x, w, Tensor(), y_ref);
   Tensor y = gpu_poisoned(Shape{N, O});
   k::linear_forward(on_gpu(x), on_gpu(w), Tensor(), y);
-  EXPECT_TRUE(close_to(y, y_ref, rel)) << "linear " << N << "x" << I << " -> " << O;
+  EXPECT_TRUE(test::close_to_scale(y, y_ref, rel)) << "linear " << N << "x" << I << " -> " << O;
 }
 }  // namespace
 

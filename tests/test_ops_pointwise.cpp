@@ -71,12 +71,6 @@ TEST(OpsGlobalAvgPool, ForwardBackwardMatchReference) {
 
 // ---- losses ------------------------------------------------------------------------------------------------
 
-Tensor random_labels(int64_t N, int64_t K, Rng& rng) {
-  std::vector<int64_t> v(static_cast<size_t>(N));
-  for (auto& l : v) l = int64_t(rng.below(uint64_t(K)));
-  return Tensor::from_vector_i64(v, Shape{N});
-}
-
 TEST(OpsLoss, SoftmaxCrossEntropyAndGatherMatchReference) {
   Rng rng(71);
   struct Case {
@@ -86,7 +80,7 @@ TEST(OpsLoss, SoftmaxCrossEntropyAndGatherMatchReference) {
   for (const Case& c : {Case{1, 1, 1.0f}, Case{3, 5, 1.0f}, Case{33, 1000, 4.0f}, Case{7, 2, 1e3f}, Case{128, 720, 10.0f}}) {
     SCOPED_TRACE("N " + std::to_string(c.N) + " K " + std::to_string(c.K));
     Tensor x = test::random_tensor(Shape{c.N, c.K}, rng, -c.scale, c.scale);
-    Tensor labels = random_labels(c.N, c.K, rng);
+    Tensor labels = test::random_labels(c.N, c.K, rng);
     Tensor p_ref = Tensor::empty(x.shape()), p = test::poisoned(x.shape());
     kernels::ref::softmax(x, p_ref);
     kernels::cpu::softmax(x, p);

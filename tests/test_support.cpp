@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -19,6 +20,12 @@ Tensor random_tensor(const Shape& shape, Rng& rng, float lo, float hi) {
   float* p = t.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.uniform(lo, hi);
   return t;
+}
+
+Tensor random_labels(int64_t n, int64_t classes, Rng& rng) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t& label : v) label = int64_t(rng.below(uint64_t(classes)));
+  return Tensor::from_vector_i64(v, Shape{n});
 }
 
 void randomize_batch_norm(Module& model, Rng& rng) {
@@ -60,6 +67,12 @@ float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol) 
   return ::testing::AssertionFailure() << "element " << worst << " of " << actual.describe() << ": actual "
                                        << va[worst] << ", expected " << vb[worst] << " (atol " << atol << ", rtol "
                                        << rtol << ", " << worst_ratio << "x the tolerance)";
+}
+
+::testing::AssertionResult close_to_scale(const Tensor& actual, const Tensor& expected, float rel) {
+  float scale = 0;
+  for (float v : expected.to_vector()) scale = std::max(scale, std::abs(v));
+  return all_close(actual, expected, rel * std::max(scale, 1e-20f), rel);
 }
 
 void poison(Tensor& t) { t.fill_(std::numeric_limits<float>::quiet_NaN()); }

@@ -13,6 +13,8 @@ namespace fstm::test {
 
 // Uniform in [lo, hi), f32, on the CPU.
 Tensor random_tensor(const Shape& shape, Rng& rng, float lo = -1.0f, float hi = 1.0f);
+// n class labels uniform in [0, classes), i64 [n], on the CPU.
+Tensor random_labels(int64_t n, int64_t classes, Rng& rng);
 // Random BatchNorm statistics and affine parameters (running_var and weight in [0.5, 1.5), the
 // rest in [-0.5, 0.5)) for every BN of a torchvision-named model ("bn" or "downsample.1" in the
 // name), so that inference plans really fold something.
@@ -21,6 +23,9 @@ void randomize_batch_norm(Module& model, Rng& rng);
 float tolerance_ratio(const Tensor& a, const Tensor& b, float atol, float rtol);
 // EXPECT-style comparison that names the worst element.
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, float atol, float rtol);
+// |actual - expected| <= rel * (max|expected| + |expected|) elementwise: relative to the tensor's
+// scale, so values near zero that come from cancelling sums are judged like the rest (any device).
+::testing::AssertionResult close_to_scale(const Tensor& actual, const Tensor& expected, float rel);
 // Fills with NaN: backward kernels must overwrite every element they assign.
 void poison(Tensor& t);
 // True when a CUDA device is usable; tests that need one call GTEST_SKIP with the reason.
