@@ -216,7 +216,13 @@ void measure_init_donor_rate(CompareResult& res, const CompareOptions& o) {
   for (const std::string& c : o.compressions) {
     const std::vector<double> v =
         test_donor_rate(*m, res.index, c, [&](const Tensor& x) { return std::vector<Tensor>{m->net->features(x)}; });
-    if (v.size() == 1) res.init_donor_rate[c] = v[0];
+    if (v.size() != 1) continue;
+    res.init_donor_rate[c] = v[0];
+    if (o.progress)
+      std::cerr << "compare: the --init network's donor rate at " << c << " is " << format_number(v[0]) << " ("
+                << (v[0] > 0.5 ? "above one half: its features carry more of the donor's inner face than of the context"
+                               : "not above one half: its features carry more of the context than of the donor")
+                << ")\n";
   }
 }
 
@@ -514,11 +520,11 @@ CompareResult run_compare(const CompareOptions& o) {
                   {"fst_head", fst_head_name(o.fst_head)}, {"l_src", o.l_src}, {"l_tgt", o.l_tgt},
                   {"l_int", o.l_int},               {"interaction_bound", interaction_bound_name(o.interaction)}};
   if (o.data.empty()) res.settings["data"] = synthetic_faces_json(o.synthetic);
+  measure_init_donor_rate(res, o);  // first: it tells in a minute whether the initialisation can help
   for (const std::string& c : o.compressions)
     for (int k = 0; k < o.seeds; ++k)
       for (ModelType m : kModels) res.runs.push_back(train_and_test(o, m, res.index, c, o.seed + uint64_t(k), work));
   summarise(res, o);
-  measure_init_donor_rate(res, o);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }
