@@ -84,6 +84,47 @@ std::string cuda_skip_reason() {
   return "CUDA test skipped: no usable GPU (cuda: " + cuda_status() + ")";
 }
 
+bool matches_test_filter(const std::string& full_name, const std::string& filter) {
+  // Classic wildcard matching with backtracking to the last '*'.
+  auto glob = [](const std::string& s, const std::string& p) {
+    size_t i = 0, j = 0, star = std::string::npos, mark = 0;
+    while (i < s.size()) {
+      if (j < p.size() && (p[j] == '?' || p[j] == s[i])) {
+        ++i, ++j;
+      } else if (j < p.size() && p[j] == '*') {
+        star = j++, mark = i;
+      } else if (star != std::string::npos) {
+        j = star + 1, i = ++mark;
+      } else {
+        return false;
+      }
+    }
+    while (j < p.size() && p[j] == '*') ++j;
+    return j == p.size();
+  };
+  size_t start = 0;
+  while (start <= filter.size()) {
+    const size_t end = std::min(filter.find(':', start), filter.size());
+    const std::string pattern = filter.substr(start, end - start);
+    if (!pattern.empty() && glob(full_name, pattern)) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string gpu_test_filter() { return FSTM_GPU_TEST_FILTER; }
+
+std::string gpu_selection_error(const std::string& full_name) {
+  if (matches_test_filter(full_name, gpu_test_filter())) return "";
+  return full_name + " needs a GPU but bench/gpu_check.sh would not run it: its name matches none of " +
+         gpu_test_filter() + " (tests/gpu_tests.txt); rename it (Cuda* or *Gpu*) or add a pattern there";
+}
+
+std::string current_test_name() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return info ? std::string(info->test_suite_name()) + "." + info->name() : std::string();
+}
+
 std::string source_dir() { return FSTM_SOURCE_DIR; }
 
 std::string temp_dir(const std::string& name) {

@@ -31,6 +31,14 @@ void poison(Tensor& t);
 // True when a CUDA device is usable; tests that need one call GTEST_SKIP with the reason.
 bool have_cuda();
 std::string cuda_skip_reason();
+// GoogleTest's filter semantics for positive patterns: `filter` is ':'-separated, each pattern
+// matches the whole "Suite.Name" with '*' (any run) and '?' (one character).
+bool matches_test_filter(const std::string& full_name, const std::string& filter);
+// The GPU tests' selection (tests/gpu_tests.txt, compiled in) and, for a test that needs a GPU,
+// why it is wrong ("" when `full_name` is in the selection).
+std::string gpu_test_filter();
+std::string gpu_selection_error(const std::string& full_name);
+std::string current_test_name();  // "Suite.Name" of the running test
 std::string source_dir();   // the repository root
 std::string temp_dir(const std::string& name);  // a fresh directory under the build tree
 std::string read_text(const std::string& path);  // "" when the file cannot be read
@@ -46,7 +54,11 @@ CommandResult run_fstm(const std::string& args, const std::string& dir);
 
 #define FSTM_EXPECT_CLOSE(actual, expected, atol, rtol) \
   EXPECT_TRUE(::fstm::test::all_close((actual), (expected), (atol), (rtol)))
-#define FSTM_REQUIRE_CUDA()                                          \
-  do {                                                               \
-    if (!::fstm::test::have_cuda()) GTEST_SKIP() << ::fstm::test::cuda_skip_reason(); \
+// A test that needs a GPU: fails when bench/gpu_check.sh would not run it (tests/gpu_tests.txt),
+// skips with the reason where there is no GPU.
+#define FSTM_REQUIRE_CUDA()                                                                       \
+  do {                                                                                            \
+    const std::string fstm_selection_ = ::fstm::test::gpu_selection_error(::fstm::test::current_test_name()); \
+    if (!fstm_selection_.empty()) FAIL() << fstm_selection_;                                      \
+    if (!::fstm::test::have_cuda()) GTEST_SKIP() << ::fstm::test::cuda_skip_reason();             \
   } while (0)
