@@ -28,9 +28,10 @@
 #      bf16, training step f32 batch 128, img/s, ratios and peak GPU memory, as a Markdown table;
 #   6. op-level timings against PyTorch (bench_cuda_ops), if time is left.
 #
-# Output in OUT (default: $OUT when set, as on the device tool, else BUILD/gpu_check): build.log,
-# info.txt, cuda_tests.log/.json, parity.log, bench_model.txt/.json, gpu_table.md, bench_ops.txt/.json
-# and summary.txt (one line per stage, then the table, ready for the README). Exit status 0 when
+# Output in OUT (default: $OUT when set, as on the device tool, else BUILD/gpu_check): summary.txt
+# (one line per stage, then the table, ready for the README; also printed last) and
+# gpu_check.tar.gz with every log: build.log, info.txt, cuda_tests.log/.json, parity.log,
+# bench_model.txt/.json, gpu_table.md, bench_ops.txt/.json. Exit status 0 when
 # the build, every CUDA test and the parity checks passed (benchmark targets are reported, not
 # enforced).
 set -uo pipefail
@@ -47,6 +48,10 @@ REUSE_BUILD=0
 DEADLINE=${DEADLINE:-460}           # seconds for the whole check
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-300}  # seconds for the main build (16 cores need about 2 minutes)
 PYTHON=${PYTHON:-python3}
+# The Python with PyTorch: the GPU image's python3; here the system one (a pyenv python3 may shadow it).
+if ! "$PYTHON" -c 'import torch' > /dev/null 2>&1 && /usr/bin/python3 -c 'import torch' > /dev/null 2>&1; then
+  PYTHON=/usr/bin/python3
+fi
 # The GPU tests: tests/gpu_tests.txt, one GoogleTest pattern per line (fstm_tests fails a GPU test
 # that it does not name, so this selection cannot fall behind the tests).
 CUDA_FILTER=$(grep -v '^#' "$ROOT/tests/gpu_tests.txt" | grep -v '^[[:space:]]*$' | paste -sd: -)
@@ -82,17 +87,21 @@ budget() {
   (( $1 < left )) && echo "$1" || echo "$left"
 }
 time_left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
+# OUT gets two files: gpu_check.tar.gz (every log, JSON and table of the run) and summary.txt
+# (one line per stage, then the benchmark table); the device tool returns at most 8 files.
 finish() {
-  mkdir -p "$OUT_DIR"
+  mkdir -p "$OUT_DIR" "$LOGS"
   {
     printf '%s\n' "${SUMMARY[@]}"
     echo "total $(( $(date +%s) - T0 ))s, exit $STATUS"
-    if [[ -s "$OUT_DIR/gpu_table.md" ]]; then
+    if [[ -s "$LOGS/gpu_table.md" ]]; then
       echo
-      cat "$OUT_DIR/gpu_table.md"
+      cat "$LOGS/gpu_table.md"
     fi
-  } > "$OUT_DIR/summary.txt"
-  echo "---- summary ($OUT_DIR/summary.txt)"
+  } > "$LOGS/summary.txt"
+  cp "$LOGS/summary.txt" "$OUT_DIR/summary.txt"
+  tar -czf "$OUT_DIR/gpu_check.tar.gz" -C "$LOGS" . || echo "gpu_check: could not write $OUT_DIR/gpu_check.tar.gz" >&2
+  echo "---- logs: $OUT_DIR/gpu_check.tar.gz; summary ($OUT_DIR/summary.txt):"
   cat "$OUT_DIR/summary.txt"
   exit "$STATUS"
 }
@@ -100,10 +109,12 @@ finish() {
 if [[ $REUSE_BUILD -eq 0 ]]; then
   rm -rf "$BUILD"
 fi
-mkdir -p "$BUILD" "$DEPS" "$OUT_DIR"
-rm -f "$OUT_DIR/gpu_table.md" "$OUT_DIR/summary.txt"  # nothing stale from an earlier run
+LOGS="$BUILD/gpu_check_logs"
+rm -rf "$LOGS"  # nothing stale from an earlier run
+mkdir -p "$BUILD" "$DEPS" "$OUT_DIR" "$LOGS"
+rm -f "$OUT_DIR/summary.txt" "$OUT_DIR/gpu_check.tar.gz"
 if command -v nvidia-smi > /dev/null; then
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | tee "$OUT_DIR/gpu.txt"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | tee "$LOGS/gpu.txt"
 elif [[ $DRY_RUN -eq 0 ]]; then
   summary "nvidia-smi not found: is this a GPU machine?"
 fi
@@ -137,8 +148,8 @@ else
   if [[ -f "$DEPS/usr/src/googletest/CMakeLists.txt" ]]; then
     if timeout "$(budget 120)" cmake -S "$DEPS/usr/src/googletest" -B "$BUILD/googletest" -G Ninja \
          -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$DEPS/gtest" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-         -DBUILD_GMOCK=ON -DINSTALL_GTEST=ON > "$OUT_DIR/googletest.log" 2>&1 &&
-       timeout "$(budget 120)" ninja -C "$BUILD/googletest" -j "$JOBS" install >> "$OUT_DIR/googletest.log" 2>&1; then
+         -DBUILD_GMOCK=ON -DINSTALL_GTEST=ON > "$LOGS/googletest.log" 2>&1 &&
+       timeout "$(budget 120)" ninja -C "$BUILD/googletest" -j "$JOBS" install >> "$LOGS/googletest.log" 2>&1; then
       PREFIXES="$DEPS/gtest;$DEPS/usr"
       note "GoogleTest compiled from source"
     else
@@ -184,21 +195,21 @@ else
   fi
 
   note "cmake ${CMAKE_ARGS[*]}"
-  if timeout "$(budget 180)" cmake -S "$ROOT" -B "$BUILD" -G Ninja "${CMAKE_ARGS[@]}" > "$OUT_DIR/build.log" 2>&1; then
-    grep -E "^-- +(CUDA|oneDNN|FFmpeg|dlib|build type|missing) " "$OUT_DIR/build.log"
+  if timeout "$(budget 180)" cmake -S "$ROOT" -B "$BUILD" -G Ninja "${CMAKE_ARGS[@]}" > "$LOGS/build.log" 2>&1; then
+    grep -E "^-- +(CUDA|oneDNN|FFmpeg|dlib|build type|missing) " "$LOGS/build.log"
     targets=(fstm fstm_tests gpu_parity)
     ninja -C "$BUILD" -t query bench_cuda_ops > /dev/null 2>&1 && targets+=(bench_cuda_ops)
-    if timeout "$(budget "$BUILD_TIMEOUT")" ninja -C "$BUILD" -k 0 -j "$JOBS" "${targets[@]}" >> "$OUT_DIR/build.log" 2>&1; then
+    if timeout "$(budget "$BUILD_TIMEOUT")" ninja -C "$BUILD" -k 0 -j "$JOBS" "${targets[@]}" >> "$LOGS/build.log" 2>&1; then
       summary "built ${targets[*]}"
     else
-      grep -E "error|FAILED|interrupted" "$OUT_DIR/build.log" | head -n 40
+      grep -E "error|FAILED|interrupted" "$LOGS/build.log" | head -n 40
       built=()
       for t in fstm tests/fstm_tests tests/gpu_parity bench/bench_cuda_ops; do [[ -x "$BUILD/$t" ]] && built+=("$t"); done
       fail "build FAILED or took too long (build.log); built anyway: ${built[*]:-nothing}"
     fi
     BUILT=1
   else
-    tail -n 40 "$OUT_DIR/build.log"
+    tail -n 40 "$LOGS/build.log"
     fail "configure FAILED (build.log); only PyTorch's side of the benchmarks can run"
   fi
 fi
@@ -206,23 +217,23 @@ fi
 # ---- 3. fstm info, CUDA tests --------------------------------------------------------------------------
 FSTM="$BUILD/fstm"
 if [[ -x "$FSTM" ]]; then
-  timeout 60 "$FSTM" info > "$OUT_DIR/info.txt" 2>&1
-  cat "$OUT_DIR/info.txt"
+  timeout 60 "$FSTM" info > "$LOGS/info.txt" 2>&1
+  cat "$LOGS/info.txt"
 fi
 if [[ -x "$BUILD/tests/fstm_tests" ]]; then
   # Suites named Cuda* and the CUDA cases of other suites (ShapleyMask.CudaEqualsReferenceBitExact,
   # Loader.BatchesOnTheGpu...).
   timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter="$CUDA_FILTER" \
-    --gtest_output="json:$OUT_DIR/cuda_tests.json" > "$OUT_DIR/cuda_tests.log" 2>&1
+    --gtest_output="json:$LOGS/cuda_tests.json" > "$LOGS/cuda_tests.log" 2>&1
   rc=$?
-  grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Skipped|error" "$OUT_DIR/cuda_tests.log" | head -n 80
-  passed=$(grep -cE "^\[ +OK \]" "$OUT_DIR/cuda_tests.log")
-  failed=$(grep -cE "^\[ +FAILED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$OUT_DIR/cuda_tests.log")
-  skipped=$(grep -cE "^\[ +SKIPPED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$OUT_DIR/cuda_tests.log")
+  grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|Failure|Skipped|error" "$LOGS/cuda_tests.log" | head -n 80
+  passed=$(grep -cE "^\[ +OK \]" "$LOGS/cuda_tests.log")
+  failed=$(grep -cE "^\[ +FAILED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$LOGS/cuda_tests.log")
+  skipped=$(grep -cE "^\[ +SKIPPED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$LOGS/cuda_tests.log")
   if (( passed + failed + skipped == 0 )); then
     fail "CUDA tests: the filter $CUDA_FILTER selected no test (exit $rc; cuda_tests.log)"
   elif [[ $rc -ne 0 || $failed -ne 0 ]]; then
-    failing=$(grep -E "^\[ +FAILED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$OUT_DIR/cuda_tests.log" | awk '{print $4}' | head -n 12 | tr '\n' ' ')
+    failing=$(grep -E "^\[ +FAILED +\] [A-Za-z]+\.[A-Za-z0-9_]+ \(" "$LOGS/cuda_tests.log" | awk '{print $4}' | head -n 12 | tr '\n' ' ')
     fail "CUDA tests FAILED: $passed passed, $failed failed ($failing), $skipped skipped (exit $rc; cuda_tests.log)"
   elif [[ $skipped -ne 0 && $DRY_RUN -eq 0 ]]; then
     fail "CUDA tests SKIPPED on a GPU check: $passed passed, $skipped skipped (no usable GPU? see info.txt)"
@@ -230,8 +241,8 @@ if [[ -x "$BUILD/tests/fstm_tests" ]]; then
     summary "CUDA tests passed: $passed ($skipped skipped)"
   fi
   if [[ $ALL_TESTS -eq 1 ]]; then
-    if timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter="-$CUDA_FILTER" > "$OUT_DIR/other_tests.log" 2>&1; then
-      other=$(grep -cE "^\[ +OK \]" "$OUT_DIR/other_tests.log")
+    if timeout "$(budget 240)" "$BUILD/tests/fstm_tests" --gtest_filter="-$CUDA_FILTER" > "$LOGS/other_tests.log" 2>&1; then
+      other=$(grep -cE "^\[ +OK \]" "$LOGS/other_tests.log")
       if (( other == 0 )); then fail "other unit tests: none ran (other_tests.log)"; else summary "other unit tests passed: $other"; fi
     else
       fail "other unit tests FAILED or timed out (other_tests.log)"
@@ -246,10 +257,10 @@ if [[ -x "$BUILD/tests/gpu_parity" ]]; then
   # Weights and gradients (hundreds of MB) stay in the build tree, not in OUT.
   parity_args=(--tool "$BUILD/tests/gpu_parity" --work "$BUILD/parity_work")
   [[ $DRY_RUN -eq 1 ]] && parity_args+=(--cpu-dry-run --archs resnet18)
-  timeout "$(budget 300)" "$PYTHON" "$ROOT/bench/gpu_parity.py" "${parity_args[@]}" > "$OUT_DIR/parity.log" 2>&1
+  timeout "$(budget 300)" "$PYTHON" "$ROOT/bench/gpu_parity.py" "${parity_args[@]}" > "$LOGS/parity.log" 2>&1
   prc=$?
-  grep -E "^(FAIL|gpu_parity)|within bounds|error|Error" "$OUT_DIR/parity.log" | head -n 40
-  last=$(grep -E "^gpu_parity.py:|within bounds" "$OUT_DIR/parity.log" | tail -n 1)
+  grep -E "^(FAIL|gpu_parity)|within bounds|error|Error" "$LOGS/parity.log" | head -n 40
+  last=$(grep -E "^gpu_parity.py:|within bounds" "$LOGS/parity.log" | tail -n 1)
   case $prc in
     0) summary "parity passed: ${last:-see parity.log}" ;;
     77) if [[ $DRY_RUN -eq 1 ]]; then summary "parity skipped (exit 77)"; else fail "parity skipped: no GPU seen (parity.log)"; fi ;;
@@ -262,12 +273,12 @@ fi
 
 # ---- 5, 6. benchmarks against PyTorch --------------------------------------------------------------------
 if [[ $SKIP_BENCH -eq 0 ]]; then
-  bench_args=(--out "$OUT_DIR/bench_model.json" --summary "$OUT_DIR/gpu_table.md" --skip-ops)
+  bench_args=(--out "$LOGS/bench_model.json" --summary "$LOGS/gpu_table.md" --skip-ops)
   [[ -x "$FSTM" ]] && bench_args+=(--fstm "$FSTM")
   [[ $DRY_RUN -eq 1 ]] && bench_args+=(--cpu-dry-run)
-  timeout "$(budget 300)" "$PYTHON" "$ROOT/bench/gpu_bench.py" "${bench_args[@]}" > "$OUT_DIR/bench_model.txt" 2>&1
+  timeout "$(budget 300)" "$PYTHON" "$ROOT/bench/gpu_bench.py" "${bench_args[@]}" > "$LOGS/bench_model.txt" 2>&1
   brc=$?
-  cat "$OUT_DIR/bench_model.txt" | tail -n 30
+  cat "$LOGS/bench_model.txt" | tail -n 30
   case $brc in
     0) summary "ResNet-18 benchmarks done (bench_model.txt; table below)" ;;
     77) summary "benchmarks skipped: PyTorch sees no GPU or is missing" ;;
@@ -276,11 +287,11 @@ if [[ $SKIP_BENCH -eq 0 ]]; then
   esac
   if [[ $SKIP_OPS -eq 0 && $DRY_RUN -eq 0 ]]; then
     if (( $(time_left) > 100 )); then
-      ops_args=(--skip-model --out "$OUT_DIR/bench_ops.json")
+      ops_args=(--skip-model --out "$LOGS/bench_ops.json")
       [[ -x "$BUILD/bench/bench_cuda_ops" ]] && ops_args+=(--bench-binary "$BUILD/bench/bench_cuda_ops")
-      timeout "$(budget 200)" "$PYTHON" "$ROOT/bench/gpu_bench.py" "${ops_args[@]}" > "$OUT_DIR/bench_ops.txt" 2>&1
+      timeout "$(budget 200)" "$PYTHON" "$ROOT/bench/gpu_bench.py" "${ops_args[@]}" > "$LOGS/bench_ops.txt" 2>&1
       orc=$?
-      grep -A 20 "geometric mean" "$OUT_DIR/bench_ops.txt"
+      grep -A 20 "geometric mean" "$LOGS/bench_ops.txt"
       case $orc in
         0) summary "op-level benchmarks done (bench_ops.txt)" ;;
         124) summary "op-level benchmarks timed out (bench_ops.txt has what ran)" ;;
