@@ -162,6 +162,9 @@ Command make_train_command() {
     s->add_option("--seed", o.seed, "Seed of everything random")->capture_default_str();
     s->add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
     s->add_option("--device", typed_flag(*f, "device"), "cpu or cuda[:N]")->capture_default_str();
+    s->add_flag("--nondeterministic-algorithms", o.nondeterministic_algorithms,
+                "CUDA: allow cuDNN's non-deterministic (faster) convolution algorithms; training is then not "
+                "bit-reproducible");
     s->add_option("--max-steps", o.max_steps, "Stop (and save) after this many steps in total")->check(CLI::NonNegativeNumber);
     s->add_option("--checkpoint-every", o.checkpoint_every, "Also save last.safetensors every N steps")
         ->check(CLI::NonNegativeNumber);

@@ -17,6 +17,7 @@
 #include "io/loader.h"
 #include "io/safetensors.h"
 #include "kernels/backend.h"
+#include "kernels/cuda_options.h"
 #include "layers/basic.h"
 #include "layers/optim.h"
 
@@ -60,7 +61,7 @@ void from_json(const nlohmann::json& j, std::optional<Balance>& v) {
   X(balance) X(augment) X(photometric) X(jitter) X(flip) X(workers) X(optimizer) X(lr) X(weight_decay)          \
   X(momentum) X(nesterov) X(schedule) X(warmup_epochs) X(step_epochs) X(gamma) X(min_lr) X(batch) X(epochs)     \
   X(val_batch) X(l_src) X(l_tgt) X(l_int) X(int_bound) X(fst_head) X(fst_hidden) X(seed) X(threads) X(device)  \
-  X(max_steps) X(checkpoint_every)
+  X(nondeterministic_algorithms) X(max_steps) X(checkpoint_every)
 
 nlohmann::json train_options_json(const TrainOptions& o) {
   nlohmann::json j;
@@ -226,6 +227,7 @@ class Trainer {
     type_ = o_.model;
     schedule_.kind = o_.schedule;
     device_ = o_.device;
+    kernels::cuda::set_deterministic_algorithms(!o_.nondeterministic_algorithms);
     for (const std::string& c : o_.compressions) io::parse_compression(c);
 
     FSTM_CHECK(fs::exists(o_.data), o_.data, ": no such face index (write one with fstm extract)");

@@ -91,6 +91,9 @@ struct TrainOptions {
   uint64_t seed = 0;
   int threads = 0;                         // 0 = the default
   Device device = Device::cpu();
+  // CUDA: let cuDNN take non-deterministic (atomic) convolution algorithms, faster but no longer
+  // bit-identical from run to run (kernels/cuda_options.h). The CPU paths are deterministic anyway.
+  bool nondeterministic_algorithms = false;
   int64_t max_steps = 0;                   // > 0: stop (and save) after this many steps in total
   int64_t checkpoint_every = 0;            // > 0: also save last.safetensors every N steps
 

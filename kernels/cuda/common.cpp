@@ -29,6 +29,16 @@ void expect_i64(const char* op, const Tensor& t, int64_t numel) {
   FSTM_CHECK(t.numel() == numel, op, ": expected ", numel, " elements, got ", t.describe());
 }
 
+int pointer_alignment(std::initializer_list<const void*> pointers) {
+  int alignment = 256;
+  for (const void* p : pointers) {
+    const auto address = reinterpret_cast<uintptr_t>(p);
+    if (address == 0) continue;  // absent operand
+    while (alignment > 1 && address % uintptr_t(alignment) != 0) alignment /= 2;
+  }
+  return alignment;
+}
+
 FindWorkspace::FindWorkspace(size_t limit) {
   size_t free_bytes = 0, total_bytes = 0;
   if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();

@@ -38,6 +38,10 @@ Tensor scratch_bytes(int device, size_t bytes);
 // A device buffer for a cuDNN algorithm search (cudnnFind*), as large as fits up to `limit` and half
 // the free memory, straight from cudaMalloc (a one-off; it must not stay in the caching allocator).
 // bytes() is 0 when nothing could be allocated (the search then runs without workspace).
+// The largest power of two, up to 256, that divides every address (cuDNN's vectorised kernels
+// depend on it, so an algorithm found for one alignment is cached only for that alignment).
+int pointer_alignment(std::initializer_list<const void*> pointers);
+
 class FindWorkspace {
  public:
   explicit FindWorkspace(size_t limit = size_t(1) << 30);

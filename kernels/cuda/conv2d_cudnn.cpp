@@ -12,7 +12,9 @@
 // Bias is added by an own kernel; db accumulates column sums of dy.
 //
 // Plans: descriptors and the chosen algorithm of each direction are cached per device, shape,
-// parameters and TF32 setting. Algorithms come from cudnnFind*AlgorithmEx (timed on the real
+// parameters, TF32 and determinism settings and the operands' pointer alignment (as PyTorch keys
+// its cache). Only deterministic algorithms are taken unless kernels::cuda::
+// set_deterministic_algorithms(false) (kernels/cuda_options.h). Algorithms come from cudnnFind*AlgorithmEx (timed on the real
 // buffers, with a workspace of up to 1 GiB allocated just for the search); while a CUDA graph is
 // captured, from the cudnnGet*_v7 heuristics instead (nothing may be timed then), uncached.
 // Execution workspaces come from the caching allocator.
@@ -49,11 +51,11 @@ struct Algo {
 
 // The descriptors x, y, w, conv (cudnn_descriptors.h) and the algorithm chosen per direction.
 struct ConvPlan : ConvDescriptors {
-  bool tf32 = false;
+  bool tf32 = false, deterministic = true;
   Algo algos[3];
 };
 
-using PlanKey = std::array<int64_t, 17>;
+using PlanKey = std::array<int64_t, 19>;
 
 std::mutex g_plans_mutex;
 std::map<PlanKey, std::unique_ptr<ConvPlan>>& plans() {
@@ -61,11 +63,14 @@ std::map<PlanKey, std::unique_ptr<ConvPlan>>& plans() {
   return *cache;
 }
 
-// x [N, H, W, Ci], w [Co, Ci/groups, kH, kW], y [N, Ho, Wo, Co]
-ConvPlan& plan_for(int device, const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
-  const bool tf32 = allow_tf32();
-  const PlanKey key = {device, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3], p.stride_h, p.stride_w,
-                       p.pad_h, p.pad_w, p.dilation_h, p.dilation_w, p.groups, tf32 ? 1 : 0};
+// x [N, H, W, Ci], w [Co, Ci/groups, kH, kW], y [N, Ho, Wo, Co]; `alignment` of the operands'
+// pointers (pointer_alignment).
+ConvPlan& plan_for(int device, const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p, int alignment) {
+  const bool tf32 = allow_tf32(), deterministic = deterministic_algorithms();
+  const PlanKey key = {device,     x[0],       x[1],          x[2],          x[3],         w[0],
+                       w[1],       w[2],       w[3],          p.stride_h,    p.stride_w,   p.pad_h,
+                       p.pad_w,    p.dilation_h, p.dilation_w, p.groups,     tf32 ? 1 : 0, deterministic ? 1 : 0,
+                       alignment};
   std::lock_guard<std::mutex> lock(g_plans_mutex);
   auto& cache = plans();
   auto it = cache.find(key);
@@ -73,6 +78,7 @@ ConvPlan& plan_for(int device, const Shape& x, const Shape& w, const Shape& y, c
 
   auto plan = std::make_unique<ConvPlan>();
   plan->tf32 = tf32;
+  plan->deterministic = deterministic;
   static_cast<ConvDescriptors&>(*plan) =
       make_conv_descriptors(x, w, y, p, CUDNN_DATA_FLOAT, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH, "conv2d");
   ConvPlan& result = *plan;
@@ -80,16 +86,15 @@ ConvPlan& plan_for(int device, const Shape& x, const Shape& w, const Shape& y, c
   return result;
 }
 
-// The first successful result (they come best first). Without TF32, results that need tensor-op
-// math are skipped and the chosen one runs with CUDNN_FMA_MATH, the math type it was searched with.
+// The first usable result (they come best first): without TF32, results that need tensor-op math
+// are skipped and the chosen one runs with CUDNN_FMA_MATH, the math type it was searched with;
+// with the plan's determinism, results that cuDNN marks non-deterministic are skipped.
 template <typename Perf>
-bool pick(const Perf* perf, int count, bool tf32, Algo& out) {
+bool pick(const Perf* perf, int count, const ConvPlan& plan, Algo& out) {
   for (int i = 0; i < count; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    const cudnnMathType_t math = perf[i].mathType;
-    if (!tf32 && (math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
+    if (!usable_algorithm(perf[i], plan.tf32, plan.deterministic)) continue;
     out.algo = int(perf[i].algo);
-    out.math = tf32 ? perf[i].mathType : CUDNN_FMA_MATH;
+    out.math = plan.tf32 ? perf[i].mathType : CUDNN_FMA_MATH;
     out.chosen = true;
     return true;
   }
@@ -127,19 +132,19 @@ Algo choose(ConvPlan& plan, Direction dir, cudnnHandle_t h, int device, const vo
       status = cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, a, plan.w, b, plan.conv, plan.y, out,
                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, ws.ptr(),
                                                       ws.bytes());
-      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan.tf32, algo);
+      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan, algo);
     } else if (dir == kBackwardData) {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       status = cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, a, plan.y, b, plan.conv, plan.x, out,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned, perf,
                                                            ws.ptr(), ws.bytes());
-      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan.tf32, algo);
+      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan, algo);
     } else {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       status = cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan.x, a, plan.y, b, plan.conv, plan.w, out,
                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned, perf,
                                                              ws.ptr(), ws.bytes());
-      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan.tf32, algo);
+      found = status == CUDNN_STATUS_SUCCESS && pick(perf, returned, plan, algo);
     }
   }
   if (!found) {  // heuristics: during capture, or when the search found nothing that runs
@@ -148,24 +153,25 @@ Algo choose(ConvPlan& plan, Direction dir, cudnnHandle_t h, int device, const vo
       cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
       FSTM_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, plan.x, plan.w, plan.conv, plan.y,
                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf));
-      found = pick(perf, returned, plan.tf32, algo);
+      found = pick(perf, returned, plan, algo);
     } else if (dir == kBackwardData) {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       FSTM_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, plan.w, plan.y, plan.conv, plan.x,
                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned,
                                                                    perf));
-      found = pick(perf, returned, plan.tf32, algo);
+      found = pick(perf, returned, plan, algo);
     } else {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       FSTM_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, plan.x, plan.y, plan.conv, plan.w,
                                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                                      &returned, perf));
-      found = pick(perf, returned, plan.tf32, algo);
+      found = pick(perf, returned, plan, algo);
     }
   }
   static const char* const kNames[] = {"forward", "backward data", "backward filter"};
-  FSTM_CHECK(found, "conv2d: cuDNN has no ", plan.tf32 ? "" : "FMA (non-TF32) ", "algorithm for the ", kNames[dir],
-             " pass of ", shape_text(xs, wsh, p));
+  FSTM_CHECK(found, "conv2d: cuDNN has no ", plan.deterministic ? "deterministic " : "",
+             plan.tf32 ? "" : "FMA (non-TF32) ", "algorithm for the ", kNames[dir], " pass of ", shape_text(xs, wsh, p),
+             plan.deterministic ? " (fstm train --nondeterministic-algorithms allows the others)" : "");
   // The exact workspace for the chosen algorithm and math type.
   FSTM_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, algo.math));
   if (dir == kForward) {
@@ -224,7 +230,8 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Con
   if (y.numel() == 0) return;
   with_shapes("forward", x.shape(), w.shape(), p, [&] {
     cudnnHandle_t h = ::fstm::cuda::cudnn_handle(on.index);
-    ConvPlan& plan = plan_for(on.index, x.shape(), w.shape(), ys, p);
+    ConvPlan& plan =
+        plan_for(on.index, x.shape(), w.shape(), ys, p, pointer_alignment({x.raw_data(), w.raw_data(), y.raw_data()}));
     Tensor w_holder, ws_holder;
     const float* w_ohwi = ohwi_weights(w, w_holder, on.stream);
     const Algo algo = choose(plan, kForward, h, on.index, x.data<float>(), w_ohwi, y.data<float>(), x.shape(),
@@ -248,7 +255,8 @@ void conv2d_backward_data(const Tensor& dy, const Tensor& w, const Conv2dParams&
   if (dx.numel() == 0) return;
   with_shapes("backward data", dx.shape(), w.shape(), p, [&] {
     cudnnHandle_t h = ::fstm::cuda::cudnn_handle(on.index);
-    ConvPlan& plan = plan_for(on.index, dx.shape(), w.shape(), ys, p);
+    ConvPlan& plan = plan_for(on.index, dx.shape(), w.shape(), ys, p,
+                              pointer_alignment({dy.raw_data(), w.raw_data(), dx.raw_data()}));
     Tensor w_holder, ws_holder;
     const float* w_ohwi = ohwi_weights(w, w_holder, on.stream);
     const Algo algo = choose(plan, kBackwardData, h, on.index, w_ohwi, dy.data<float>(), dx.data<float>(),
@@ -271,7 +279,8 @@ void conv2d_backward_weights(const Tensor& dy, const Tensor& x, const Conv2dPara
   if (dy.numel() == 0) return;  // nothing to accumulate
   with_shapes("backward filter", x.shape(), dw.shape(), p, [&] {
     cudnnHandle_t h = ::fstm::cuda::cudnn_handle(on.index);
-    ConvPlan& plan = plan_for(on.index, x.shape(), dw.shape(), ys, p);
+    ConvPlan& plan = plan_for(on.index, x.shape(), dw.shape(), ys, p,
+                              pointer_alignment({x.raw_data(), dy.raw_data(), dw.raw_data()}));
     const bool direct = same_layouts(dw.shape());
     // OHWI result: dw itself (accumulating, beta 1) or a temporary added to dw afterwards.
     Tensor tmp = direct ? Tensor() : Tensor::empty(dw.shape(), DType::f32, dw.device());

@@ -63,4 +63,15 @@ struct ConvDescriptors {
 ConvDescriptors make_conv_descriptors(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p,
                                       cudnnDataType_t data, cudnnMathType_t math, const std::string& op);
 
+// Whether one result of a cuDNN algorithm search (cudnnConvolution*AlgoPerf_t) may be used: it ran,
+// it needs no tensor-op math unless `tensor_ops` allows it, and it is deterministic when
+// `deterministic` asks for that (kernels/cuda_options.h).
+template <typename Perf>
+bool usable_algorithm(const Perf& perf, bool tensor_ops, bool deterministic) {
+  if (perf.status != CUDNN_STATUS_SUCCESS) return false;
+  if (!tensor_ops && (perf.mathType == CUDNN_TENSOR_OP_MATH || perf.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+    return false;
+  return !deterministic || perf.determinism == CUDNN_DETERMINISTIC;
+}
+
 }  // namespace fstm::kernels::cuda

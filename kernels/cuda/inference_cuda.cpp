@@ -140,6 +140,7 @@ class CudaExecutor final : public InferenceExecutor {
     stream_ = fc::compute_stream(device.index);
     handle_ = fc::cudnn_handle(device.index);
     tf32_ = kc::allow_tf32();
+    deterministic_ = kc::deterministic_algorithms();
     use_fused_ = options.fused_conv && environment().cudnn_fused;
     const bool use_graph = options.graphs && environment().cuda_graphs;
 
@@ -410,15 +411,15 @@ class CudaExecutor final : public InferenceExecutor {
   }
 
   // ---- convolution algorithms ----------------------------------------------------------------------
-  // The first successful result (cuDNN lists them fastest first). For f32 without TF32, results that
-  // need tensor-op math are skipped.
+  // The first usable result (cuDNN lists them fastest first): for f32 without TF32, results that
+  // need tensor-op math are skipped; so are non-deterministic ones unless
+  // kernels::cuda::set_deterministic_algorithms(false) (a forward pass rarely has any).
   template <typename Perf>
   bool pick(const Perf* perf, int count, ConvStep& c) const {
     for (int i = 0; i < count; ++i) {
-      if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+      const bool tensor_ops = dtype_ != DType::f32 || tf32_;
+      if (!kc::usable_algorithm(perf[i], tensor_ops, deterministic_)) continue;
       const cudnnMathType_t math = perf[i].mathType;
-      const bool tensor_op = math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-      if (dtype_ == DType::f32 && !tf32_ && tensor_op) continue;
       c.algo = perf[i].algo;
       c.math = dtype_ == DType::f32 && !tf32_ ? CUDNN_FMA_MATH : math;
       return true;
@@ -644,7 +645,7 @@ class CudaExecutor final : public InferenceExecutor {
   const Device device_;
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t handle_ = nullptr;
-  bool tf32_ = false, use_fused_ = true;
+  bool tf32_ = false, deterministic_ = true, use_fused_ = true;
   std::vector<Value> values_;
   std::vector<Step> steps_;
   std::vector<std::unique_ptr<ConvStep>> convs_;
