@@ -72,6 +72,8 @@ void SynthOptions::validate() const {
   FSTM_CHECK(size >= 32 && size <= 2048 && size % 2 == 0, "synth: --size must be even, between 32 and 2048 (got ", size,
              ")");
   FSTM_CHECK(fps > 0 && fps <= 240, "synth: fps must be in (0, 240] (got ", fps, ")");
+  FSTM_CHECK(swap_colour_match >= 0 && swap_colour_match <= 1,
+             "synth: --swap-colour-match must be between 0 and 1 (got ", swap_colour_match, ")");
   FSTM_CHECK(threads >= 1 && threads <= 256, "synth: --threads must be between 1 and 256 (got ", threads, ")");
   FSTM_CHECK(val_fraction >= 0 && test_fraction >= 0 && val_fraction + test_fraction < 1,
              "synth: validation and test fractions must be >= 0 and sum to less than 1");
@@ -445,6 +447,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
   meta["frames"] = F;
   meta["size"] = options.size;
   meta["fps"] = options.fps;
+  meta["swap_colour_match"] = options.swap_colour_match;
   nlohmann::json methods = nlohmann::json::array(), artifacts = nlohmann::json::object();
   for (SynthMethod m : options.methods) {
     methods.push_back(synth_method_name(m));

@@ -53,6 +53,11 @@ struct SynthOptions {
   bool compress = true;  // also write c23 and c40 (raw is always written)
   int threads = 2;       // videos rendered and encoded in parallel
   double val_fraction = 0.15, test_fraction = 0.15;  // of the pairs; the rest is train
+  // How far each face swap colour-corrects the donor's inner-face skin towards the source head's,
+  // as a fraction of the method's own correction (synth_fake.cpp: Deepfakes 0.75, FaceSwap 0.35,
+  // FaceShifter 0.9). 1: the methods as described; 0: the donor's skin tone kept, a low-frequency
+  // inconsistency (and donor identity) that compression does not remove.
+  float swap_colour_match = 1;
 
   void validate() const;  // throws fstm::Error naming the bad option
 };

@@ -244,11 +244,12 @@ SynthFake make_fake(const World& w, SynthMethod method, int a, int b, int t, con
     return face_mask(S, hv, A, hv, f, box, feather, 0.04f);
   };
   const Expression donor = scene_expression(sb, t);
-  // A swap: the donor's inner face, its skin colour-corrected towards the source's by `correction`,
-  // placed by a per-video warp (scale in [lo, hi], shift up to `shift` face units).
+  // A swap: the donor's inner face, its skin colour-corrected towards the source's by `correction`
+  // times SynthOptions::swap_colour_match, placed by a per-video warp (scale in [lo, hi], shift up to
+  // `shift` face units).
   auto swap_in = [&](float correction, float lo, float hi, float shift) {
     spec.inner = &B;
-    spec.skin = mix(B.skin, A.skin, correction);
+    spec.skin = mix(B.skin, A.skin, correction * w.options.swap_colour_match);
     spec.warp = {video_rng.uniform(lo, hi), video_rng.uniform(-shift, shift), video_rng.uniform(-shift, shift)};
   };
 

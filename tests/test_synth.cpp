@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -239,6 +240,48 @@ TEST(Synth, MasksContainTheManipulatedFeatures) {
       }
     }
   }
+}
+
+// SynthOptions::swap_colour_match: at 0 a face swap keeps the donor's skin tone, so the swapped
+// region's mean colour moves from the source's towards the donor's; at 1 (the default) nothing
+// changes; reenactments are not swaps and do not change at all.
+TEST(Synth, SwapColourMatchKeepsTheDonorsSkinTone) {
+  SynthOptions matched = small_options(9), kept = small_options(9);
+  kept.swap_colour_match = 0;
+  const SynthGenerator gm(matched), gk(kept);
+  const int S = matched.size;
+  // Mean RGB of `image` over the pixels where `mask` is at least 200.
+  auto mean_in = [&](const Image& image, const std::vector<uint8_t>& mask) {
+    std::array<double, 3> sum{0, 0, 0};
+    int n = 0;
+    for (int i = 0; i < S * S; ++i)
+      if (mask[size_t(i)] >= 200) {
+        for (int c = 0; c < 3; ++c) sum[size_t(c)] += image.rgb[size_t(i) * 3 + size_t(c)];
+        ++n;
+      }
+    for (double& v : sum) v /= std::max(n, 1);
+    return sum;
+  };
+  auto distance = [](const std::array<double, 3>& a, const std::array<double, 3>& b) {
+    return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]));
+  };
+  // The donor's tone as it would look here: identity 2 filmed in video 4's scene (same lighting and
+  // pose). Identities 4 and 2 differ in it by more than a few levels (checked, so the test can fail).
+  const SynthFrame src = gm.render_real(4, 0), donor = gm.render(2, 4, 0);
+  for (SynthMethod m : {SynthMethod::deepfakes, SynthMethod::faceswap, SynthMethod::faceshifter}) {
+    const SynthFake fm = gm.render_fake(m, 4, 2, 0, src.image), fk = gk.render_fake(m, 4, 2, 0, src.image);
+    ASSERT_EQ(fm.mask, fk.mask) << synth_method_name(m) << ": the region does not depend on the colour";
+    const auto donor_tone = mean_in(donor.image, fm.mask);
+    ASSERT_GT(distance(mean_in(src.image, fm.mask), donor_tone), 10.0);
+    EXPECT_LT(distance(mean_in(fk.image, fk.mask), donor_tone), distance(mean_in(fm.image, fm.mask), donor_tone) - 3)
+        << synth_method_name(m);
+  }
+  for (SynthMethod m : {SynthMethod::face2face, SynthMethod::neural_textures})
+    EXPECT_EQ(gm.render_fake(m, 4, 2, 0, src.image).image.rgb, gk.render_fake(m, 4, 2, 0, src.image).image.rgb)
+        << synth_method_name(m);
+  SynthOptions bad = small_options();
+  bad.swap_colour_match = 1.5f;
+  EXPECT_THROW(bad.validate(), Error);
 }
 
 TEST(Synth, LandmarksAreInFrameAndInDlibOrder) {
