@@ -7,7 +7,9 @@
 #   1. here, on a machine with the Debian archive:   bench/fetch_debs.sh   (fills .debs/)
 #   2. carry .debs/ with the working tree (the device tool's carry: [".debs"]) and run there:
 #        bench/gpu_check.sh [--build-dir DIR] [--out DIR] [--jobs N] [--skip-bench] [--skip-ops]
-#                           [--all-tests] [--deadline SECONDS]
+#                           [--all-tests] [--deadline SECONDS] [--prebuilt DIR]
+#   Faster: build here with bench/gpu_bundle.sh (CUDA-only, sm_90, under 64 MiB), carry its folder
+#   and run `bench/gpu_check.sh --prebuilt .gpu_bundle`: no build on the GPU machine.
 #   Without a GPU, `bench/gpu_check.sh --cpu-dry-run --reuse-build build` runs every stage that can
 #   run on the CPU against an existing build (CUDA tests skip, parity and benchmarks on the CPU
 #   with tiny sizes), to check the script itself.
@@ -45,6 +47,7 @@ SKIP_OPS=0
 ALL_TESTS=0
 DRY_RUN=0
 REUSE_BUILD=0
+PREBUILT=0
 DEADLINE=${DEADLINE:-460}           # seconds for the whole check
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-300}  # seconds for the main build (16 cores need about 2 minutes)
 PYTHON=${PYTHON:-python3}
@@ -66,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --deadline) DEADLINE="$2"; shift 2 ;;
     --cpu-dry-run) DRY_RUN=1; shift ;;
     --reuse-build) REUSE_BUILD=1; BUILD=$(realpath -m "$2"); shift 2 ;;
+    --prebuilt) REUSE_BUILD=1; PREBUILT=1; BUILD=$(realpath -m "$2"); shift 2 ;;
     --print-filter) echo "$CUDA_FILTER"; exit 0 ;;
     -h|--help) sed -n '2,38p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check: unknown argument $1" >&2; exit 2 ;;
@@ -120,8 +124,39 @@ elif [[ $DRY_RUN -eq 0 ]]; then
 fi
 [[ $DRY_RUN -eq 1 ]] && summary "CPU dry run: checks the script; no GPU numbers"
 
+# The folders holding CUDA's runtime, cuBLAS and cuDNN: the toolkit's, then PyTorch's nvidia-*
+# wheels (site-packages/nvidia/<part>/lib, versioned names only).
+cuda_library_dirs() {
+  local d site
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [[ -d "$d" ]] && echo "$d"; done
+  site=$("$PYTHON" -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null || true)
+  if [[ -n "$site" ]]; then
+    for d in "$site"/nvidia/*/lib; do [[ -d "$d" ]] && echo "$d"; done
+  fi
+  return 0
+}
+
 BUILT=0
-if [[ $REUSE_BUILD -eq 1 ]]; then
+if [[ $PREBUILT -eq 1 ]]; then
+  # A bundle from bench/gpu_bundle.sh: its own libraries, then CUDA's wherever this machine has them.
+  [[ -f "$BUILD/BUILD_INFO" ]] || fail "--prebuilt $BUILD: no BUILD_INFO (make the folder with bench/gpu_bundle.sh)"
+  [[ -f "$BUILD/BUILD_INFO" ]] && note "bundle: $(tr '\n' ';' < "$BUILD/BUILD_INFO")"
+  lib_path="$BUILD:$BUILD/lib"
+  while read -r d; do lib_path+=":$d"; done < <(cuda_library_dirs)
+  export LD_LIBRARY_PATH="$lib_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  missing=()
+  for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
+    found=""
+    IFS=: read -ra dirs <<< "$LD_LIBRARY_PATH"
+    for d in "${dirs[@]}"; do [[ -z "$found" && -e "$d/$lib" ]] && found="$d/$lib"; done
+    if [[ -n "$found" ]]; then note "$lib: $found"; else missing+=("$lib"); fi
+  done
+  (( ${#missing[@]} == 0 )) || fail "CUDA libraries not found in the toolkit or PyTorch's wheels: ${missing[*]}"
+  # The tests find the sources and a scratch folder through these (tests/test_support.cpp).
+  export FSTM_SOURCE_DIR="$ROOT" FSTM_BINARY_DIR="$BUILD"
+  summary "prebuilt bundle in $BUILD (no build on this machine)"
+  BUILT=1
+elif [[ $REUSE_BUILD -eq 1 ]]; then
   summary "reusing the build in $BUILD"
   BUILT=1
 else
@@ -189,6 +224,21 @@ else
   else
     summary "cuDNN not found in the usual places or next to PyTorch; CMake will look itself"
   fi
+  # FindCUDAToolkit looks for unversioned libcudart.so / libcublas.so / libcublasLt.so next to
+  # nvcc; an image that has them only as PyTorch's wheels (libcublas.so.13, no link) would stop
+  # configure, so name the versioned files directly.
+  for part in cudart cublas cublasLt; do
+    [[ -e /usr/local/cuda/lib64/lib$part.so ]] && continue
+    found=""
+    while read -r d; do
+      [[ -z "$found" ]] && found=$(ls "$d"/lib$part.so.[0-9]* 2>/dev/null | head -n 1)
+    done < <(cuda_library_dirs)
+    if [[ -n "$found" ]]; then
+      CMAKE_ARGS+=(-DCUDA_${part}_LIBRARY="$found")
+      export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      note "lib$part: $found (no unversioned link in the toolkit)"
+    fi
+  done
   if command -v nvidia-smi > /dev/null; then
     cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
     [[ "$cap" =~ ^[0-9]+$ ]] && CMAKE_ARGS+=(-DFSTM_CUDA_ARCHITECTURES="$cap")

@@ -125,7 +125,17 @@ std::string current_test_name() {
   return info ? std::string(info->test_suite_name()) + "." + info->name() : std::string();
 }
 
-std::string source_dir() { return FSTM_SOURCE_DIR; }
+// The build's own folders, or FSTM_SOURCE_DIR / FSTM_BINARY_DIR from the environment when the
+// binary was built elsewhere (bench/gpu_bundle.sh builds on one machine, gpu_check.sh runs on another).
+namespace {
+std::string folder(const char* variable, const char* built_in) {
+  const char* v = std::getenv(variable);
+  return v && *v ? std::string(v) : std::string(built_in);
+}
+}  // namespace
+
+std::string source_dir() { return folder("FSTM_SOURCE_DIR", FSTM_SOURCE_DIR); }
+std::string binary_dir() { return folder("FSTM_BINARY_DIR", FSTM_BINARY_DIR); }
 
 std::string temp_dir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -136,7 +146,7 @@ std::string temp_dir(const std::string& name) {
     leaf = std::string(info->test_suite_name()) + "." + info->name() + "." + name;
   else
     leaf = name + ".pid" + std::to_string(::getpid());
-  std::filesystem::path p = std::filesystem::path(FSTM_BINARY_DIR) / "test_tmp" / leaf;
+  std::filesystem::path p = std::filesystem::path(binary_dir()) / "test_tmp" / leaf;
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
@@ -150,7 +160,7 @@ std::string read_text(const std::string& path) {
 }
 
 CommandResult run_fstm(const std::string& args, const std::string& dir) {
-  const std::string cmd = std::string("FSTM_PROGRESS=0 ") + FSTM_BINARY_DIR + "/fstm " + args + " > " + dir +
+  const std::string cmd = std::string("FSTM_PROGRESS=0 ") + binary_dir() + "/fstm " + args + " > " + dir +
                           "/stdout.txt 2> " + dir + "/stderr.txt";
   const int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(dir + "/stdout.txt"), read_text(dir + "/stderr.txt")};

@@ -40,6 +40,7 @@ std::string gpu_test_filter();
 std::string gpu_selection_error(const std::string& full_name);
 std::string current_test_name();  // "Suite.Name" of the running test
 std::string source_dir();   // the repository root
+std::string binary_dir();   // the build folder (fstm, tests/, test_tmp/)
 std::string temp_dir(const std::string& name);  // a fresh directory under the build tree
 std::string read_text(const std::string& path);  // "" when the file cannot be read
 
