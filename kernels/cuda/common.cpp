@@ -1,5 +1,7 @@
 #include "kernels/cuda/common.h"
 
+#include "tensor/cuda_api.h"
+
 namespace fstm::kernels::cuda {
 
 namespace {
@@ -39,9 +41,13 @@ int pointer_alignment(std::initializer_list<const void*> pointers) {
   return alignment;
 }
 
-FindWorkspace::FindWorkspace(size_t limit) {
+FindWorkspace::FindWorkspace(int device, size_t limit) {
   size_t free_bytes = 0, total_bytes = 0;
   if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+  if (free_bytes / 2 < limit) {
+    ::fstm::cuda::empty_cache(device);
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+  }
   bytes_ = free_bytes / 2 < limit ? free_bytes / 2 : limit;
   while (bytes_ >= (size_t(1) << 20)) {
     if (cudaMalloc(&ptr_, bytes_) == cudaSuccess) return;

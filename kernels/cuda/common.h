@@ -35,16 +35,19 @@ inline float* f32_or_null(Tensor& t) { return t.defined() ? t.data<float>() : nu
 // kernels that use it is safe (stream order).
 Tensor scratch_bytes(int device, size_t bytes);
 
-// A device buffer for a cuDNN algorithm search (cudnnFind*), as large as fits up to `limit` and half
-// the free memory, straight from cudaMalloc (a one-off; it must not stay in the caching allocator).
-// bytes() is 0 when nothing could be allocated (the search then runs without workspace).
 // The largest power of two, up to 256, that divides every address (cuDNN's vectorised kernels
 // depend on it, so an algorithm found for one alignment is cached only for that alignment).
 int pointer_alignment(std::initializer_list<const void*> pointers);
 
+// A device buffer for a cuDNN algorithm search (cudnnFind*) on `device`, as large as fits up to
+// `limit` and half the free memory, straight from cudaMalloc (a one-off; it must not stay in the
+// caching allocator). When half the free memory is less than `limit`, the caching allocator's
+// unused blocks are first given back to the driver: otherwise memory the allocator merely holds
+// would shrink the search, and a slow algorithm found with a small workspace would stay cached
+// for the process. bytes() is 0 when nothing could be allocated (the search then runs without).
 class FindWorkspace {
  public:
-  explicit FindWorkspace(size_t limit = size_t(1) << 30);
+  FindWorkspace(int device, size_t limit);
   ~FindWorkspace();
   FindWorkspace(const FindWorkspace&) = delete;
   FindWorkspace& operator=(const FindWorkspace&) = delete;

@@ -124,7 +124,7 @@ Algo choose(ConvPlan& plan, Direction dir, cudnnHandle_t h, int device, const vo
   bool found = false;
   if (!capturing) {
     // A failed search (an unsupported configuration, no memory for it) falls back to heuristics.
-    FindWorkspace ws(kFindWorkspaceLimit);
+    FindWorkspace ws(device, kFindWorkspaceLimit);
     int returned = 0;
     cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
     if (dir == kForward) {

@@ -429,7 +429,7 @@ class CudaExecutor final : public InferenceExecutor {
 
   void choose_algorithms() {
     if (convs_.empty()) return;
-    kc::FindWorkspace find_ws(kFindWorkspaceLimit);
+    kc::FindWorkspace find_ws(device_.index, kFindWorkspaceLimit);
     size_t workspace = 0;
     for (const Step& s : steps_) {
       if (s.kind != StepKind::Conv) continue;
