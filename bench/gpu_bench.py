@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from torch_precision import exact_f32
+
 # Must match kResNet18Convs in bench/bench_cuda_ops.cpp: name, H, W, Ci, Co, k, stride, pad.
 RESNET18_CONVS = [
     ("conv1_7x7_3_64_s2", 224, 224, 3, 64, 7, 2, 3),
@@ -346,8 +348,7 @@ def main():
         print("gpu_bench: PyTorch sees no GPU; skipped", file=sys.stderr)
         return 77
     torch.backends.cudnn.benchmark = True
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    exact_f32(torch)  # TF32 off on PyTorch's side too (bench/torch_precision.py)
     gpu = torch.cuda.get_device_name(0) if dev == "cuda" else "CPU (dry run, numbers meaningless)"
     cudnn = torch.backends.cudnn.version() if dev == "cuda" else None
     print(f"GPU: {gpu}; torch {torch.__version__}, cuDNN {cudnn}; f32 with TF32 off on both sides")

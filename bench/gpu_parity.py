@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 
+from torch_precision import exact_f32
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
@@ -159,8 +161,7 @@ def main():
         if not torch.cuda.is_available():
             print("gpu_parity.py: PyTorch sees no GPU; skipped", file=sys.stderr)
             return 77
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+        exact_f32(torch)  # TF32 off on PyTorch's side too (bench/torch_precision.py)
     checker = Checker(args.verbose)
     tool_failed = []
     rcs = [check_arch(torch, torchvision, st, arch, args, device, checker) for arch in archs]
