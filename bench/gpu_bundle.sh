@@ -56,31 +56,27 @@ libraries=()
 for f in "$OUT_DIR"/libfstm*.so*; do [[ -L "$f" ]] || libraries+=("$f"); done
 strip --strip-unneeded "${binaries[@]}" "${libraries[@]}"
 
-# What each binary needs, and where it comes from on the GPU machine.
+# What each binary needs (NEEDED.txt, with where this machine found it), and what to carry: every
+# needed library but the C library, the loader, CUDA's own (cudart, cuBLAS, cuDNN: from the GPU
+# machine) and fstm's (in the bundle). Here that is Google Benchmark, a Debian package only, and
+# libgomp.
 {
   echo "# Shared libraries the bundle's binaries ask for (readelf NEEDED), and where this machine found them."
   echo "# CUDA, cuBLAS and cuDNN come from the GPU machine's toolkit or PyTorch's nvidia-* wheels"
   echo "# (gpu_check.sh --prebuilt sets LD_LIBRARY_PATH); lib/ holds the others the GPU image lacks."
   for f in "${binaries[@]}" "${libraries[@]}"; do
     echo "${f#$OUT_DIR/}:"
+    found=$(LD_LIBRARY_PATH="$BUILD:/usr/local/cuda/lib64" ldd "$f")
     for lib in $(readelf -d "$f" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-      where=$(LD_LIBRARY_PATH="$BUILD:/usr/local/cuda/lib64" ldd "$f" | awk -v l="$lib" '$1 == l {print $3}')
+      where=$(awk -v l="$lib" '$1 == l {print $3}' <<< "$found")
       echo "  $lib  ${where:-not found here}"
+      case "$lib" in
+        libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libfstm*|libcuda*|libcublas*|libcudnn*) ;;
+        *) if [[ -n "$where" && ! -e "$OUT_DIR/lib/$lib" ]]; then cp -L "$where" "$OUT_DIR/lib/$lib"; fi ;;
+      esac
     done
   done
 } > "$OUT_DIR/NEEDED.txt"
-# Carry what the GPU image may lack: every needed library but the C library, the loader, CUDA's own
-# (cudart, cuBLAS, cuDNN: from the GPU machine) and fstm's (in the bundle). Here: Google Benchmark,
-# a Debian package only, and libgomp.
-for f in "${binaries[@]}" "${libraries[@]}"; do
-  for lib in $(readelf -d "$f" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
-    case "$lib" in
-      libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|ld-linux*|libfstm*|libcuda*|libcublas*|libcudnn*) continue ;;
-    esac
-    src=$(LD_LIBRARY_PATH="$BUILD" ldd "$f" | awk -v l="$lib" '$1 == l {print $3}')
-    [[ -n "$src" && ! -e "$OUT_DIR/lib/$lib" ]] && cp -L "$src" "$OUT_DIR/lib/$lib"
-  done
-done
 {
   echo "fstm GPU bundle"
   echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"

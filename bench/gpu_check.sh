@@ -135,6 +135,14 @@ cuda_library_dirs() {
   fi
   return 0
 }
+# The first file matching the name pattern $1 (e.g. 'libcublas.so.[0-9]*') in those folders, or nothing.
+find_cuda_library() {
+  local d f
+  while read -r d; do
+    for f in "$d"/$1; do [[ -e "$f" ]] && { echo "$f"; return 0; }; done
+  done < <(cuda_library_dirs)
+  return 0
+}
 
 BUILT=0
 if [[ $PREBUILT -eq 1 ]]; then
@@ -146,9 +154,7 @@ if [[ $PREBUILT -eq 1 ]]; then
   export LD_LIBRARY_PATH="$lib_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   missing=()
   for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
-    found=""
-    IFS=: read -ra dirs <<< "$LD_LIBRARY_PATH"
-    for d in "${dirs[@]}"; do [[ -z "$found" && -e "$d/$lib" ]] && found="$d/$lib"; done
+    found=$(find_cuda_library "$lib")
     if [[ -n "$found" ]]; then note "$lib: $found"; else missing+=("$lib"); fi
   done
   (( ${#missing[@]} == 0 )) || fail "CUDA libraries not found in the toolkit or PyTorch's wheels: ${missing[*]}"
@@ -229,10 +235,7 @@ else
   # configure, so name the versioned files directly.
   for part in cudart cublas cublasLt; do
     [[ -e /usr/local/cuda/lib64/lib$part.so ]] && continue
-    found=""
-    while read -r d; do
-      [[ -z "$found" ]] && found=$(ls "$d"/lib$part.so.[0-9]* 2>/dev/null | head -n 1)
-    done < <(cuda_library_dirs)
+    found=$(find_cuda_library "lib$part.so.[0-9]*")
     if [[ -n "$found" ]]; then
       CMAKE_ARGS+=(-DCUDA_${part}_LIBRARY="$found")
       export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

@@ -138,14 +138,10 @@ std::string source_dir() { return folder("FSTM_SOURCE_DIR", FSTM_SOURCE_DIR); }
 std::string binary_dir() { return folder("FSTM_BINARY_DIR", FSTM_BINARY_DIR); }
 
 std::string temp_dir(const std::string& name) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string leaf = name;
   // ctest runs each test in its own process, possibly at the same time: a directory made outside a
   // test (SetUpTestSuite) is shared by every process of that suite unless it carries the pid.
-  if (info)
-    leaf = std::string(info->test_suite_name()) + "." + info->name() + "." + name;
-  else
-    leaf = name + ".pid" + std::to_string(::getpid());
+  const std::string test = current_test_name();
+  const std::string leaf = test.empty() ? name + ".pid" + std::to_string(::getpid()) : test + "." + name;
   std::filesystem::path p = std::filesystem::path(binary_dir()) / "test_tmp" / leaf;
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);

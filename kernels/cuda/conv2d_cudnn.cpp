@@ -13,10 +13,11 @@
 //
 // Plans: descriptors and the chosen algorithm of each direction are cached per device, shape,
 // parameters, TF32 and determinism settings and the operands' pointer alignment (as PyTorch keys
-// its cache). Only deterministic algorithms are taken unless kernels::cuda::
-// set_deterministic_algorithms(false) (kernels/cuda_options.h). Algorithms come from cudnnFind*AlgorithmEx (timed on the real
-// buffers, with a workspace of up to 1 GiB allocated just for the search); while a CUDA graph is
-// captured, from the cudnnGet*_v7 heuristics instead (nothing may be timed then), uncached.
+// its cache). Only deterministic algorithms are taken unless
+// kernels::cuda::set_deterministic_algorithms(false) (kernels/cuda_options.h). Algorithms come
+// from cudnnFind*AlgorithmEx (timed on the real buffers, with a workspace of up to 1 GiB allocated
+// just for the search); while a CUDA graph is captured, from the cudnnGet*_v7 heuristics instead
+// (nothing may be timed then), uncached.
 // Execution workspaces come from the caching allocator.
 //
 // Math: CUDNN_FMA_MATH for f32, which excludes TF32 (CUDNN_DEFAULT_MATH allows TF32 on Ampere and

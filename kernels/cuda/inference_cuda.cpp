@@ -416,12 +416,11 @@ class CudaExecutor final : public InferenceExecutor {
   // kernels::cuda::set_deterministic_algorithms(false) (a forward pass rarely has any).
   template <typename Perf>
   bool pick(const Perf* perf, int count, ConvStep& c) const {
+    const bool tensor_ops = dtype_ != DType::f32 || tf32_;
     for (int i = 0; i < count; ++i) {
-      const bool tensor_ops = dtype_ != DType::f32 || tf32_;
       if (!kc::usable_algorithm(perf[i], tensor_ops, deterministic_)) continue;
-      const cudnnMathType_t math = perf[i].mathType;
       c.algo = perf[i].algo;
-      c.math = dtype_ == DType::f32 && !tf32_ ? CUDNN_FMA_MATH : math;
+      c.math = tensor_ops ? perf[i].mathType : CUDNN_FMA_MATH;
       return true;
     }
     return false;
