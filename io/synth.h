@@ -46,7 +46,10 @@ using Landmarks68 = std::array<std::array<float, 2>, 68>;
 struct SynthOptions {
   int identities = 40;  // even; identity i is original video NNN = i (3 digits)
   int frames = 16;      // per video
-  int size = 128;       // frame width = height, even
+  // Frame width = height, even. 256 puts the face at about 100 px before alignment (FF++'s faces
+  // are 100-300 px), so that CRF 40 leaves the inner face's identity; at 128 (about 50 px) c40 kept
+  // too little of it for FST-Matching's target encoder to read (README, Table 4 section).
+  int size = 256;
   uint64_t seed = 1;
   double fps = 25;
   std::vector<SynthMethod> methods = all_synth_methods();
@@ -55,9 +58,12 @@ struct SynthOptions {
   double val_fraction = 0.15, test_fraction = 0.15;  // of the pairs; the rest is train
   // How far each face swap colour-corrects the donor's inner-face skin towards the source head's,
   // as a fraction of the method's own correction (synth_fake.cpp: Deepfakes 0.75, FaceSwap 0.35,
-  // FaceShifter 0.9). 1: the methods as described; 0: the donor's skin tone kept, a low-frequency
-  // inconsistency (and donor identity) that compression does not remove.
-  float swap_colour_match = 1;
+  // FaceShifter 0.9). 1: the methods' full correction; 0: the donor's skin tone kept, a low-frequency
+  // inconsistency (and donor identity) that compression does not remove. The default 0.5 keeps half
+  // of the donor's tone: at 1 a swap's inner face lay nearer its context's pixels than its donor's
+  // (a pixel donor rate of 0.31 at c40), hiding the mismatch the paper's Table 4 rests on; at 0.5
+  // it is 0.71 (README, Table 4 section).
+  float swap_colour_match = 0.5f;
 
   void validate() const;  // throws fstm::Error naming the bad option
 };

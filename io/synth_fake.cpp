@@ -19,6 +19,8 @@
 //  - FaceShifter: a high-fidelity swap. B's inner face, well colour-corrected and blended through
 //    a wide (6 px) feather, but produced at half resolution and upsampled by a transposed-
 //    convolution-like decoder: 2x2 blocks with a periodic checkerboard modulation.
+// A swap's colour correction is scaled by SynthOptions::swap_colour_match (default 0.5: half of the
+// donor's skin tone stays, a mismatch with A's head that compression keeps).
 // Every patch lacks A's camera noise (generated content is clean), itself a weak cue that
 // compression removes along with the high-frequency artifacts.
 #include <algorithm>

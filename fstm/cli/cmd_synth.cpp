@@ -31,8 +31,8 @@ Command make_synth_command() {
                     "Comma-separated subset of Deepfakes,Face2Face,FaceSwap,NeuralTextures,FaceShifter (default: all)");
     sub->add_option("--threads", o.threads, "Videos rendered and encoded in parallel")->capture_default_str();
     sub->add_option("--swap-colour-match", o.swap_colour_match,
-                    "Face swaps' colour correction of the donor's skin, as a fraction of each method's (1: as "
-                    "described; 0: the donor's tone kept)")
+                    "Face swaps' colour correction of the donor's skin, as a fraction of each method's (1: the "
+                    "methods' full correction; 0: the donor's tone kept)")
         ->capture_default_str();
     sub->add_flag("--no-compress", flags->no_compress, "Write only raw (lossless) videos, not c23/c40");
     sub->add_flag("--force", flags->force, "Replace a previous synthetic dataset in --out");
