@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "fstm/lib/compare.h"
 #include "tests/test_support.h"
@@ -69,6 +70,24 @@ TEST(CompareCommand, QuickSlow) {
     EXPECT_NE(html.find(s), std::string::npos) << s;
   EXPECT_NE(test::read_text(dir + "/compare.csv").find("model,train_compression,test_compression,seed"), std::string::npos);
 
+  // By default every backbone starts from the synthetic identity init: v_t trained on the face swaps
+  // of other synthetic people (here 8, tiny), made under WORK/identity-init and measured before training.
+  const std::filesystem::path init_dir = std::filesystem::path(dir) / "work" / "identity-init";
+  const std::string made = (init_dir / "run" / "last.safetensors").string();
+  EXPECT_EQ(j["settings"]["init"], "synthetic identity init (" + made + ")");
+  EXPECT_EQ(j["settings"]["identity_init"]["identities"], 8);
+  EXPECT_EQ(j["settings"]["identity_init"]["seed"], 7) << "other people than the compared data's (seed 0)";
+  const nlohmann::json init_config = nlohmann::json::parse(test::read_text((init_dir / "run" / "config.json").string()));
+  EXPECT_EQ(init_config["model"], "target");
+  EXPECT_EQ(init_config["methods"], nlohmann::json({"Deepfakes", "FaceSwap", "FaceShifter"}));
+  std::set<std::string> methods;
+  for (const auto& e : std::filesystem::directory_iterator(init_dir / "synthetic" / "data" / "manipulated_sequences"))
+    methods.insert(e.path().filename().string());
+  EXPECT_EQ(methods, (std::set<std::string>{"Deepfakes", "FaceSwap", "FaceShifter"})) << "face swaps only";
+  ASSERT_TRUE(j["init_donor_rate"]["c40"].is_number()) << j["init_donor_rate"].dump();
+  EXPECT_NE(r.out.find("the --init network's own features have a donor rate of"), std::string::npos) << r.out;
+  EXPECT_NE(html.find("same initialisation (synthetic identity init ("), std::string::npos);
+
   // a second run reuses the four training runs
   const test::CommandResult again = test::run_fstm(args, dir);
   EXPECT_EQ(again.exit_code, 0) << again.err;
@@ -80,7 +99,14 @@ TEST(CompareCommand, QuickSlow) {
   EXPECT_EQ(varied.err.find("det-c40-seed"), std::string::npos) << varied.err;
   EXPECT_NE(varied.err.find("fst-c40-seed0 holds a run with other settings"), std::string::npos) << varied.err;
   EXPECT_EQ(nlohmann::json::parse(test::read_text(dir + "/results.json"))["settings"]["l_int"], 1.0);
-  EXPECT_TRUE(j["init_donor_rate"].empty()) << "random initialisation: nothing to measure";
+
+  // --init random: nothing to measure before training, and the report says so
+  const test::CommandResult random = test::run_fstm(args + " --init random", dir);
+  ASSERT_EQ(random.exit_code, 0) << random.err;
+  const nlohmann::json rj = nlohmann::json::parse(test::read_text(dir + "/results.json"));
+  EXPECT_EQ(rj["settings"]["init"], "random");
+  EXPECT_TRUE(rj["init_donor_rate"].empty()) << "random initialisation: nothing to measure";
+  EXPECT_NE(test::read_text(dir + "/report.html").find("same initialisation (random, from the seed)"), std::string::npos);
 
   // --init with a fstm checkpoint (here v_d's): every backbone starts from it, and the donor rate of
   // the initialisation itself is measured, reported and in the finding
@@ -96,7 +122,7 @@ TEST(CompareCommand, QuickSlow) {
   EXPECT_NE(from.out.find("the --init network's own features have a donor rate of"), std::string::npos) << from.out;
   const std::string report = test::read_text(dir + "/report.html");
   EXPECT_NE(report.find("(the initialisation, before training)"), std::string::npos);
-  EXPECT_NE(report.find("same initialisation (--init " + init + ")"), std::string::npos);
+  EXPECT_NE(report.find("same initialisation (" + init + ")"), std::string::npos);
 }
 
 // The donor rate: a swap A_B counts when its feature is nearer the donor B's real frames than the

@@ -1,6 +1,7 @@
 // fstm compare: v_d against FST-Matching as the paper's Table 4 compares them (fstm/lib/compare.h).
 //
-//   fstm compare --out cmp/                              # synthetic data, raw/c23/c40, 3 seeds
+//   fstm compare --out cmp/                              # synthetic data, raw/c23/c40, 3 seeds,
+//                                                        # from the synthetic identity init
 //   fstm compare --out cmp/ --compressions c40 --seeds 3 --init resnet18-imagenet.safetensors
 #include <iostream>
 
@@ -16,7 +17,7 @@ Command make_compare_command() {
   struct Flags {
     CompareOptions o;
     bool quick = false, quiet = false;
-    std::string fst_head = "mlp", int_bound = "logistic";
+    std::string fst_head = "mlp", int_bound = "logistic", init = "synthetic-identity";
     CLI::App* sub = nullptr;
   };
   auto f = std::make_shared<Flags>();
@@ -37,7 +38,12 @@ Command make_compare_command() {
     s->add_option("--seeds", o.seeds, "Training seeds per model and compression")->capture_default_str();
     s->add_option("--seed", o.seed, "First seed")->capture_default_str();
     s->add_option("--arch", o.arch, "Backbone of both models")->capture_default_str();
-    s->add_option("--init", o.init, "torchvision weights (.safetensors) for every backbone; default: random init");
+    s->add_option("--init", f->init,
+                  "Every backbone's start: a weights file (.safetensors: torchvision's or a fstm checkpoint), "
+                  "'random' (from the seed), or 'synthetic-identity': a network trained to name the donor of "
+                  "face swaps of 600 other synthetic people, the stand-in for ImageNet weights (made once under "
+                  "--work, about 30 min on 2 cores)")
+        ->capture_default_str();
     s->add_option("--epochs", o.epochs, "Epochs of both models (the same steps)")->capture_default_str();
     s->add_option("--batch", o.batch, "Training batch size")->capture_default_str();
     s->add_option("--lr", o.lr, "Learning rate (AdamW, cosine schedule)")->capture_default_str();
@@ -58,6 +64,8 @@ Command make_compare_command() {
     CompareOptions o = f->o;
     o.fst_head = parse_fst_head(f->fst_head);
     o.interaction = parse_interaction_bound(f->int_bound);
+    o.identity_init = f->init == "synthetic-identity";
+    o.init = f->init == "synthetic-identity" || f->init == "random" ? "" : f->init;
     if (f->quick) {
       CompareOptions q = CompareOptions::quick(o);
       auto given = [&](const char* flag) { return f->sub->get_option(flag)->count() > 0; };

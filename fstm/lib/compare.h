@@ -38,7 +38,13 @@ struct CompareOptions {
   int seeds = 3;       // seeds seed, seed + 1, ...
   uint64_t seed = 0;
   std::string arch = "resnet18";
-  std::string init;    // torchvision weights (.safetensors) for every backbone; "" = random init
+  // Every backbone's initialisation: `init` (torchvision or fstm weights) when given; else, with
+  // identity_init, the synthetic stand-in for pretrained weights (pipeline.h: prepare_identity_init),
+  // made (or reused) under WORK/identity-init; else random from the seed. The paper's models start
+  // pretrained; from random weights FST-Matching's identity features carry too little of the donor.
+  std::string init;
+  bool identity_init = true;
+  IdentityInitOptions identity;
   // training, the same for both models (AdamW, no photometric augmentation, as the demo)
   int epochs = 4;
   int batch = 32;
@@ -57,7 +63,7 @@ struct CompareOptions {
   bool progress = true;
   const std::atomic<int>* stop = nullptr;  // non-zero: save the training in progress, throw Interrupted
 
-  // Tests: a tiny synthetic set, 1 epoch, 2 seeds, c40 only. Applied on top of `base`.
+  // Tests: a tiny synthetic set, 1 epoch, 2 seeds, c40 only, a tiny identity init. Applied on top of `base`.
   static CompareOptions quick(CompareOptions base);
 };
 

@@ -163,10 +163,13 @@ nlohmann::json TrainingRecipe::to_json() const {
 }
 
 nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& o) {
+  nlohmann::json methods = nlohmann::json::array();
+  for (io::SynthMethod m : o.methods) methods.push_back(io::synth_method_name(m));
   return {{"identities", o.identities},     {"frames", o.frames},
           {"video_size", o.video_size},     {"face_size", o.face_size},
           {"faces_per_video", o.faces_per_video}, {"seed", o.seed},
-          {"compress", o.compress}};
+          {"compress", o.compress},         {"methods", methods},
+          {"swap_colour_match", o.swap_colour_match}};
 }
 
 SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, const std::string& dir) {
@@ -184,6 +187,8 @@ SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, con
   so.seed = options.seed;
   so.compress = options.compress;
   so.threads = options.threads;
+  so.methods = options.methods;
+  so.swap_colour_match = options.swap_colour_match;
   so.validate();
 
   // the videos
@@ -236,6 +241,56 @@ SyntheticFaces prepare_synthetic_faces(const SyntheticFacesOptions& options, con
   FSTM_CHECK(!r.index.frames.empty(), out.index, ": the extraction found no faces in ", data.string());
   write_step(faces, face_settings, true);
   return out;
+}
+
+SyntheticFacesOptions IdentityInitOptions::corpus() {
+  SyntheticFacesOptions d;
+  d.identities = 600;
+  d.frames = 8;
+  d.faces_per_video = 4;
+  d.seed = 7;
+  d.methods = {io::SynthMethod::deepfakes, io::SynthMethod::faceswap, io::SynthMethod::faceshifter};
+  return d;
+}
+
+IdentityInitOptions IdentityInitOptions::quick() {
+  IdentityInitOptions o;
+  make_tiny(o.data, 8);
+  o.epochs = 1;
+  o.batch = 16;
+  o.warmup_epochs = 0;
+  return o;
+}
+
+std::string prepare_identity_init(const IdentityInitOptions& o, const std::string& dir) {
+  SyntheticFacesOptions data = o.data;
+  data.progress = o.progress;
+  data.stop = o.stop;
+  const SyntheticFaces corpus = prepare_synthetic_faces(data, (fs::path(dir) / "synthetic").string());
+  TrainOptions t;
+  t.model = ModelType::target;
+  t.arch = o.arch;
+  t.data = corpus.index;
+  t.out = (fs::path(dir) / "run").string();
+  t.train_split = "all";  // every identity of the corpus is a class; nothing is held out
+  t.val_split = "";
+  for (io::SynthMethod m : o.data.methods) t.methods.push_back(io::synth_method_name(m));
+  t.compressions = {"raw", "c23", "c40"};
+  t.balance = io::Balance::oversample;  // as v_t's recipe: a face's own label lives on its real frames only
+  t.optimizer = OptimizerKind::adamw;
+  t.lr = o.lr;
+  t.schedule = LrSchedule::Kind::Cosine;
+  t.warmup_epochs = o.warmup_epochs;
+  t.batch = o.batch;
+  t.epochs = o.epochs;
+  t.seed = o.seed;
+  t.threads = o.threads;
+  t.progress = o.progress;
+  t.stop = o.stop;
+  const TrainResult r = train_or_reuse(t);
+  if (r.stopped_by_signal)
+    throw Interrupted(r.stopped_by_signal, "stopped while training the identity initialisation in " + t.out);
+  return r.last;
 }
 
 std::vector<EpochMetrics> read_epoch_metrics(const std::string& path) {

@@ -15,13 +15,16 @@
 #include <vector>
 
 #include "fstm/lib/trainer.h"
+#include "io/synth.h"
 
 namespace fstm {
 
 struct SyntheticFacesOptions {
-  int identities = 60, frames = 16, video_size = 128, face_size = 64, faces_per_video = 8;
+  int identities = 60, frames = 16, video_size = io::SynthOptions{}.size, face_size = 64, faces_per_video = 8;
   uint64_t seed = 0;
   bool compress = true;  // also c23/c40
+  std::vector<io::SynthMethod> methods = io::all_synth_methods();
+  float swap_colour_match = io::SynthOptions{}.swap_colour_match;
   int threads = 2;
   bool progress = true;
   // When it becomes non-zero, the data generation stops (throwing Interrupted) at the next video;
@@ -58,6 +61,34 @@ nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& options);
 // The tiny data of the commands' --quick modes (tests): `identities` identities, 4 frames of 64 px
 // per video, 2 faces of 32 px per video; the other fields are left as they are.
 void make_tiny(SyntheticFacesOptions& options, int identities);
+
+// Pretrained weights for the synthetic data: the stand-in for the ImageNet weights the paper's
+// models start from (none can be downloaded here). A backbone learns v_t's task, naming the donor
+// of a face swap, on a corpus of other synthetic people (seed 7, where the experiments use 0: other
+// identities) made of the three face swaps only. A label's frames then share nothing but the inner
+// face, so the network learns to read the inner face, the identity FST-Matching's target encoder
+// has to match. Measured on the 240-identity comparison's unseen test swaps at c40 (README, Table 4
+// section): a whole-face identity classifier's features lay nearer the donor than the context on
+// 0.13 of them, this one's on 0.635. The v_t checkpoint it writes is an --init for every backbone.
+struct IdentityInitOptions {
+  SyntheticFacesOptions data = corpus();
+  std::string arch = "resnet18";
+  int epochs = 5, batch = 32;
+  float lr = 1e-3f, warmup_epochs = 0.5f;  // AdamW, cosine schedule, `fstm train`'s augmentation
+  uint64_t seed = 0;
+  int threads = 0;
+  bool progress = true;
+  const std::atomic<int>* stop = nullptr;  // non-zero: save the training in progress, throw Interrupted
+
+  // 600 identities, 8 frames per video, 4 faces per video, seed 7, Deepfakes, FaceSwap, FaceShifter.
+  static SyntheticFacesOptions corpus();
+  // Tests: 8 identities of tiny data, 1 epoch, batch 16.
+  static IdentityInitOptions quick();
+};
+
+// Makes (or reuses) DIR/synthetic (the corpus) and DIR/run (the training); returns the run's
+// last.safetensors. Throws Interrupted when options.stop fires (the next call resumes).
+std::string prepare_identity_init(const IdentityInitOptions& options, const std::string& dir);
 
 // How the experiments (demo, hypotheses) train each model from random weights on the synthetic
 // default: AdamW, a cosine schedule with warm-up, no photometric augmentation, and per-model epochs
