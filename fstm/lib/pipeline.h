@@ -69,7 +69,8 @@ void make_tiny(SyntheticFacesOptions& options, int identities);
 // face, so the network learns to read the inner face, the identity FST-Matching's target encoder
 // has to match. Measured on the 240-identity comparison's unseen test swaps at c40 (README, Table 4
 // section): a whole-face identity classifier's features lay nearer the donor than the context on
-// 0.13 of them, this one's on 0.635. The v_t checkpoint it writes is an --init for every backbone.
+// 0.13 of them, this one's on 0.635 with 256-px frames and 0.465 with the default 128-px frames.
+// The v_t checkpoint it writes is an --init for every backbone.
 struct IdentityInitOptions {
   SyntheticFacesOptions data = corpus();
   std::string arch = "resnet18";
