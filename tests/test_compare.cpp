@@ -85,7 +85,7 @@ TEST(CompareCommand, QuickSlow) {
     methods.insert(e.path().filename().string());
   EXPECT_EQ(methods, (std::set<std::string>{"Deepfakes", "FaceSwap", "FaceShifter"})) << "face swaps only";
   ASSERT_TRUE(j["init_donor_rate"]["c40"].is_number()) << j["init_donor_rate"].dump();
-  EXPECT_NE(r.out.find("the --init network's own features have a donor rate of"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the initialisation's own features have a donor rate of"), std::string::npos) << r.out;
   EXPECT_NE(html.find("same initialisation (synthetic identity init ("), std::string::npos);
 
   // a second run reuses the four training runs
@@ -119,7 +119,7 @@ TEST(CompareCommand, QuickSlow) {
   ASSERT_TRUE(k["init_donor_rate"]["c40"].is_number()) << k["init_donor_rate"].dump();
   EXPECT_GE(k["init_donor_rate"]["c40"].get<double>(), 0.0);
   EXPECT_LE(k["init_donor_rate"]["c40"].get<double>(), 1.0);
-  EXPECT_NE(from.out.find("the --init network's own features have a donor rate of"), std::string::npos) << from.out;
+  EXPECT_NE(from.out.find("the initialisation's own features have a donor rate of"), std::string::npos) << from.out;
   const std::string report = test::read_text(dir + "/report.html");
   EXPECT_NE(report.find("(the initialisation, before training)"), std::string::npos);
   EXPECT_NE(report.find("same initialisation (" + init + ")"), std::string::npos);

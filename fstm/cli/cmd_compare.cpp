@@ -92,7 +92,7 @@ Command make_compare_command() {
       std::cout << " over " << v.auc_difference.size() << " seeds: " << v.verdict << "\n";
     }
     for (const auto& [c, rate] : r.init_donor_rate)
-      std::cout << "compare " << c << ": the --init network's own features have a donor rate of " << rate
+      std::cout << "compare " << c << ": the initialisation's own features have a donor rate of " << rate
                 << " on unseen test swaps\n";
     std::cout << "compare: " << r.out << "/report.html (results.json, compare.csv) in "
               << ProgressBar::format_duration(r.seconds) << "\n";

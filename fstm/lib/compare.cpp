@@ -219,7 +219,7 @@ void measure_init_donor_rate(CompareResult& res, const CompareOptions& o) {
     if (v.size() != 1) continue;
     res.init_donor_rate[c] = v[0];
     if (o.progress)
-      std::cerr << "compare: the --init network's donor rate at " << c << " is " << format_number(v[0]) << " ("
+      std::cerr << "compare: the initialisation's donor rate at " << c << " is " << format_number(v[0]) << " ("
                 << (v[0] > 0.5 ? "above one half: its features carry more of the donor's inner face than of the context"
                                : "not above one half: its features carry more of the context than of the donor")
                 << ")\n";
@@ -445,7 +445,7 @@ std::string finding(const CompareResult& r) {
       << "). ";
   }
   for (const auto& [c, rate] : r.init_donor_rate)
-    f << c << ": the --init network's own features have a donor rate of " << format_number(rate)
+    f << c << ": the initialisation's own features have a donor rate of " << format_number(rate)
       << " before any training here. ";
   const std::string init = r.settings.value("init", std::string("random"));
   f << (init == "random" ? "Both models start from random weights (--init random); the paper's start from ImageNet "
@@ -593,6 +593,21 @@ json CompareResult::to_json() const {
           {"seconds", seconds}};
 }
 
+namespace {
+
+// A setting as a reader wants it: strings bare, floats shortest, lists "a, b", objects "key value, ...".
+std::string setting_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) return shortest(v.get<double>());
+  if (!v.is_structured()) return v.dump();
+  std::string out;
+  for (const auto& [k, item] : v.items())
+    out += (out.empty() ? "" : ", ") + (v.is_object() ? k + " " : std::string()) + setting_text(item);
+  return out;
+}
+
+}  // namespace
+
 void write_compare_outputs(const CompareResult& r) {
   io::ensure_dir(r.out);
   io::write_file_atomic(r.out + "/results.json", r.to_json().dump(1) + "\n");
@@ -601,9 +616,8 @@ void write_compare_outputs(const CompareResult& r) {
   h.paragraph("Data: " + r.index + ".");
   std::vector<std::vector<std::string>> settings = {{"setting", "value"}};
   for (const auto& [k, v] : r.settings.items())
-    if (k != "data")
-      settings.push_back({k, v.is_string() ? v.get<std::string>() : v.is_number_float() ? shortest(v.get<double>()) : v.dump()});
-  if (r.settings.contains("data")) settings.push_back({"synthetic data", r.settings["data"].dump()});
+    if (k != "data") settings.push_back({k == "identity_init" ? "identity init's corpus and epochs" : k, setting_text(v)});
+  if (r.settings.contains("data")) settings.push_back({"synthetic data", setting_text(r.settings["data"])});
   h.table(settings, "The same for both models, but fst_* and l_* and the interaction bound: FST-Matching's own.");
   h.heading("Finding");
   h.note(finding(r));
