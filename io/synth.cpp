@@ -45,6 +45,12 @@ const char* synth_method_name(SynthMethod m) {
   return "?";
 }
 
+std::vector<std::string> synth_method_names(const std::vector<SynthMethod>& methods) {
+  std::vector<std::string> names;
+  for (SynthMethod m : methods) names.push_back(synth_method_name(m));
+  return names;
+}
+
 const std::vector<SynthMethod>& all_synth_methods() {
   static const std::vector<SynthMethod> all = {SynthMethod::deepfakes, SynthMethod::face2face, SynthMethod::faceswap,
                                                SynthMethod::neural_textures, SynthMethod::faceshifter};

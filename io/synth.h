@@ -37,6 +37,7 @@ namespace fstm::io {
 enum class SynthMethod { deepfakes, face2face, faceswap, neural_textures, faceshifter };
 const char* synth_method_name(SynthMethod m);          // "Deepfakes", "Face2Face", ...
 SynthMethod parse_synth_method(const std::string& s);  // case-insensitive; throws fstm::Error otherwise
+std::vector<std::string> synth_method_names(const std::vector<SynthMethod>& methods);  // in order
 const std::vector<SynthMethod>& all_synth_methods();
 
 // 68 points (x, y) in pixels, dlib's order: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,

@@ -163,12 +163,10 @@ nlohmann::json TrainingRecipe::to_json() const {
 }
 
 nlohmann::json synthetic_faces_json(const SyntheticFacesOptions& o) {
-  nlohmann::json methods = nlohmann::json::array();
-  for (io::SynthMethod m : o.methods) methods.push_back(io::synth_method_name(m));
   return {{"identities", o.identities},     {"frames", o.frames},
           {"video_size", o.video_size},     {"face_size", o.face_size},
           {"faces_per_video", o.faces_per_video}, {"seed", o.seed},
-          {"compress", o.compress},         {"methods", methods},
+          {"compress", o.compress},         {"methods", io::synth_method_names(o.methods)},
           {"swap_colour_match", o.swap_colour_match}};
 }
 
@@ -274,7 +272,7 @@ std::string prepare_identity_init(const IdentityInitOptions& o, const std::strin
   t.out = (fs::path(dir) / "run").string();
   t.train_split = "all";  // every identity of the corpus is a class; nothing is held out
   t.val_split = "";
-  for (io::SynthMethod m : o.data.methods) t.methods.push_back(io::synth_method_name(m));
+  t.methods = io::synth_method_names(o.data.methods);
   t.compressions = {"raw", "c23", "c40"};
   t.balance = io::Balance::oversample;  // as v_t's recipe: a face's own label lives on its real frames only
   t.optimizer = OptimizerKind::adamw;
