@@ -507,9 +507,8 @@ CompareOptions CompareOptions::quick(CompareOptions o) {
   return o;
 }
 
-// The weights every backbone starts from: --init, the identity init (made here), or "" (random).
-std::string initial_weights(const CompareOptions& o, const std::string& work) {
-  if (!o.init.empty() || !o.identity_init) return o.init;
+// The synthetic identity init every backbone starts from when no --init is given (made or reused here).
+std::string identity_init_weights(const CompareOptions& o, const std::string& work) {
   IdentityInitOptions io = o.identity;
   io.arch = o.arch;
   io.threads = o.threads;
@@ -527,10 +526,11 @@ CompareResult run_compare(const CompareOptions& options) {
   CompareResult res;
   res.out = o.out;
   res.index = prepare_index(o, work);  // first: a missing --data is reported before anything is made
-  o.init = initial_weights(options, work);
-  const std::string init_name = !options.init.empty() ? o.init
-                                : options.identity_init ? "synthetic identity init (" + o.init + ")"
-                                                        : "random";
+  const bool identity_init = o.init.empty() && o.identity_init;
+  if (identity_init) o.init = identity_init_weights(o, work);
+  const std::string init_name = identity_init ? "synthetic identity init (" + o.init + ")"
+                                : o.init.empty() ? "random"
+                                                 : o.init;
   res.settings = {{"compressions", o.compressions}, {"seeds", o.seeds},   {"seed", o.seed},
                   {"arch", o.arch},                 {"init", init_name},
                   {"epochs", o.epochs},             {"batch", o.batch},   {"lr", o.lr},
@@ -539,7 +539,7 @@ CompareResult run_compare(const CompareOptions& options) {
                   {"fst_head", fst_head_name(o.fst_head)}, {"l_src", o.l_src}, {"l_tgt", o.l_tgt},
                   {"l_int", o.l_int},               {"interaction_bound", interaction_bound_name(o.interaction)}};
   if (o.data.empty()) res.settings["data"] = synthetic_faces_json(o.synthetic);
-  if (options.init.empty() && options.identity_init) {
+  if (identity_init) {
     res.settings["identity_init"] = synthetic_faces_json(o.identity.data);
     res.settings["identity_init"]["epochs"] = o.identity.epochs;
   }
