@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/json_file.h"
 #include "tensor/error.h"
 #include "tensor/random.h"
 
@@ -45,15 +46,7 @@ std::string id_text(const json& v, const std::string& file) {
   throw Error(detail::concat(file, ": ids must be strings such as \"035\""));
 }
 
-json read_json(const std::string& path, const char* what) {
-  std::ifstream f(path);
-  FSTM_CHECK(f.good(), path, ": cannot open ", what);
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    throw Error(detail::concat(path, ": not valid JSON (", e.what(), ")"));
-  }
-}
+json read_json(const std::string& path, const char* what) { return read_json_file(path, what); }
 
 std::string pair_key(const std::string& a, const std::string& b) { return a < b ? a + "|" + b : b + "|" + a; }
 

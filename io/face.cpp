@@ -13,6 +13,7 @@
 
 #include "fstm_build_config.h"
 #include "io/face_engine.h"
+#include "io/json_file.h"
 #include "tensor/error.h"
 #include "tensor/environment.h"
 
@@ -370,14 +371,7 @@ std::string landmark_key(const std::string& video_relative_path, int64_t frame) 
 }
 
 LandmarkMap load_landmarks(const std::string& path) {
-  std::ifstream f(path);
-  FSTM_CHECK(f.good(), path, ": cannot open landmark file");
-  nlohmann::json j;
-  try {
-    f >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(detail::concat(path, ": not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json j = read_json_file(path, "landmark file");
   FSTM_CHECK(j.is_object(), path, ": expected an object of key -> {landmark, source_label, ...}");
   auto label = [&](const nlohmann::json& v, const std::string& key, const char* field) -> std::string {
     if (v.is_string()) return v.get<std::string>();
@@ -396,7 +390,10 @@ LandmarkMap load_landmarks(const std::string& path) {
     for (const auto& p : pts) {
       FSTM_CHECK(p.is_array() && p.size() >= 2 && p[0].is_number() && p[1].is_number(), path, ": entry '", key,
                  "': every landmark must be [x, y]");
-      entry.landmark.push_back({p[0].get<float>(), p[1].get<float>()});
+      const double x = p[0].get<double>(), y = p[1].get<double>();
+      FSTM_CHECK(std::abs(x) < 1e9 && std::abs(y) < 1e9, path, ": entry '", key, "': landmark [", x, ", ", y,
+                 "] is not a pixel position");
+      entry.landmark.push_back({float(x), float(y)});
     }
     FSTM_CHECK(entry.landmark.size() == 5 || entry.landmark.size() == 68 || entry.landmark.size() == 81, path,
                ": entry '", key, "' has ", entry.landmark.size(), " landmarks (expected 68, 81 or 5)");
@@ -404,8 +401,9 @@ LandmarkMap load_landmarks(const std::string& path) {
     if (e.contains("target_label")) entry.target_label = label(e["target_label"], key, "target_label");
     if (e.contains("det_label")) {
       const auto& d = e["det_label"];
-      if (d.is_number_integer()) entry.det_label = d.get<int>();
-      else if (d.is_string()) entry.det_label = std::atoi(d.get<std::string>().c_str());
+      const std::string v = d.is_string() ? d.get<std::string>() : d.dump();
+      FSTM_CHECK(v == "0" || v == "1", path, ": entry '", key, "': det_label must be 0 (real) or 1 (fake), not ", v);
+      entry.det_label = v == "1";
     }
     out[normalize_landmark_key(key)] = std::move(entry);
   }

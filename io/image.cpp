@@ -5,10 +5,19 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/limits.h"
 #include "tensor/error.h"
 
+// stb_image has had memory-safety bugs in its rarer decoders, and fstm reads files adversaries
+// made: only the three formats fstm documents are compiled in (PNG, JPEG, BMP; a PSD, GIF, HDR or
+// TGA file is "unknown image type"), and the dimensions are read and checked before any decoding
+// (decode_image, io/limits.h).
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_FAILURE_USERMSG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_MAX_DIMENSIONS (1 << 20)
 #include <stb_image.h>
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
@@ -27,6 +36,9 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
   FSTM_CHECK(size > 0, what, ": empty file, not an image");
   FSTM_CHECK(size < size_t(INT32_MAX), what, ": file too large");
   int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes, int(size), &w, &h, &channels))
+    throw Error(detail::concat(what, ": cannot decode image (", stbi_failure_reason(), ")"));
+  check_image_size(w, h, what);
   unsigned char* pixels = stbi_load_from_memory(bytes, int(size), &w, &h, &channels, 3);
   if (!pixels) throw Error(detail::concat(what, ": cannot decode image (", stbi_failure_reason(), ")"));
   Image im;
@@ -40,6 +52,10 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
 Image load_image(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   FSTM_CHECK(f.good(), path, ": cannot open image file");
+  std::error_code ec;
+  const uintmax_t bytes_on_disk = std::filesystem::file_size(path, ec);
+  FSTM_CHECK(ec || bytes_on_disk < uintmax_t(INT32_MAX), path, ": ", bytes_on_disk,
+             " bytes, too large for an image file (at most 2 GB; refused before reading)");
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   return decode_image(bytes.data(), bytes.size(), path);
 }

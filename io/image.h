@@ -1,5 +1,5 @@
-// 8-bit RGB images: load/save through stb (PNG, JPEG, BMP...), resize, and conversion to the
-// engine's normalised float tensors.
+// 8-bit RGB images: load/save through stb (PNG, JPEG, BMP), resize, and conversion to the engine's
+// normalised float tensors.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -20,7 +20,8 @@ struct Image {
   static Image blank(int width, int height, uint8_t value = 0);
 };
 
-// Throws fstm::Error naming the file when it is missing, not an image, or truncated.
+// Throws fstm::Error naming the file when it is missing, not a PNG, JPEG or BMP, truncated, or
+// claims more pixels than io::input_limits() allows (checked from the header, before decoding).
 Image load_image(const std::string& path);
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& what);
 // Format from the extension: .png, .jpg/.jpeg (quality 1-100), .bmp.

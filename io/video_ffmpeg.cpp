@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "io/limits.h"
 #include "io/video.h"
 #include "io/video_codec.h"
 #include "tensor/error.h"
@@ -172,6 +173,8 @@ struct FfmpegReader final : VideoReader::Impl {
     if (stream < 0) fail(path, "cannot select the video stream", stream);
     AVStream* st = fmt->streams[stream];
     FSTM_CHECK(st->codecpar->width > 0 && st->codecpar->height > 0, path, ": the video stream has no frame size");
+    check_video_frame_size(st->codecpar->width, st->codecpar->height, path);
+    check_video_frame_count(st->nb_frames, path);
 
     dec = avcodec_alloc_context3(codec);
     FSTM_CHECK(dec, path, ": out of memory allocating a decoder");
@@ -192,6 +195,7 @@ struct FfmpegReader final : VideoReader::Impl {
     info.fps = (rate.num > 0 && rate.den > 0) ? av_q2d(rate) : 0.0;
     header_frames = st->nb_frames > 0 ? st->nb_frames : 0;
     info.frame_count = header_frames > 0 ? header_frames : count_packets();
+    check_video_frame_count(info.frame_count, path);
   }
 
   // Number of video packets, by demuxing without decoding, then back to the start (reopened:
@@ -204,6 +208,7 @@ struct FfmpegReader final : VideoReader::Impl {
       if (rc < 0) fail(path, detail::concat("read error after ", n, " video packets (truncated or corrupt file)"), rc);
       if (pkt->stream_index == stream) ++n;
       av_packet_unref(pkt);
+      check_video_frame_count(n, path);
     }
     avformat_close_input(&fmt);
     open_format();
@@ -257,6 +262,7 @@ struct FfmpegReader final : VideoReader::Impl {
 
   void convert(Image& out) {
     const int w = frame->width, h = frame->height;
+    check_video_frame_size(w, h, path);  // a stream may change size mid-way
     sws = sws_getCachedContext(sws, w, h, AVPixelFormat(frame->format), w, h, AV_PIX_FMT_RGB24,
                                SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr, nullptr, nullptr);
     FSTM_CHECK(sws, path, ": cannot convert pixel format ",
