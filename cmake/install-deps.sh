@@ -11,6 +11,7 @@ packages=(
   libdlib-dev libdlib-data                                     # face detector + 68 landmarks
   nlohmann-json3-dev libcli11-dev                              # JSON, command line
   googletest libgtest-dev libbenchmark-dev                     # tests, benchmarks
+  clang libclang-rt-dev libomp-dev                             # libFuzzer targets (tests/fuzz)
   python3-torch python3-torchvision python3-numpy python3-pil  # test oracle (/usr/bin/python3)
   python3-sklearn python3-skimage python3-venv                 # metric oracle, a real face photo, PyPI venvs
 )

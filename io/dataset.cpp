@@ -287,12 +287,13 @@ void FaceIndex::save(const std::string& path) {
 
 FaceIndex FaceIndex::load(const std::string& path) {
   const json j = read_json(path, "index");
-  FSTM_CHECK(j.is_object() && j.value("format", "") == "fstm-face-index", path,
-             ": not an fstm face index (written by fstm extract)");
-  FSTM_CHECK(j.value("version", 0) == 1, path, ": index version ", j.value("version", 0), " is not supported");
   FaceIndex ix;
   ix.root = fs::absolute(path).parent_path().string();
   try {
+    FSTM_CHECK(j.is_object() && j.contains("format") && j.at("format") == "fstm-face-index",
+               "not an fstm face index (written by fstm extract)");
+    const json version = j.contains("version") ? j.at("version") : json();
+    FSTM_CHECK(version == 1, "index version ", version.dump(), " is not supported");
     const json& s = j.at("settings");
     IndexSettings& st = ix.settings;
     st.data = s.value("data", "");

@@ -23,6 +23,50 @@
 #include <stb_image_write.h>
 
 namespace fstm::io {
+namespace {
+
+// stb_image 2.27 (Debian's) trusts a JPEG's Huffman table sizes: a DHT segment whose 16 code counts
+// add up to more than 256 writes past the tables (found by tests/fuzz/fuzz_image; stb 2.28 checks
+// it). Refuse such a file before stb sees it. Every FF C4 in the file is read as stb would read a
+// DHT segment (length, then tables of class/id, 16 counts and the counted symbols, zeros past the
+// end), wherever it sits, so that no way stb could reach one is missed. ITU T.81, B.2.4.2.
+void check_jpeg_huffman_tables(const uint8_t* bytes, size_t size, const std::string& what) {
+  // stb takes a file as JPEG when it starts with FF, any number of fill FFs, then D8 (the SOI).
+  size_t soi = 0;
+  while (soi < size && bytes[soi] == 0xFF) ++soi;
+  if (soi == 0 || soi >= size || bytes[soi] != 0xD8) return;  // not a JPEG to stb
+  auto at = [&](size_t i) -> int { return i < size ? bytes[i] : 0; };
+  for (size_t m = 2; m + 1 < size; ++m) {
+    if (bytes[m] != 0xFF || bytes[m + 1] != 0xC4) continue;
+    size_t pos = m + 4;
+    for (int left = (at(m + 2) << 8 | at(m + 3)) - 2; left > 0 && pos < size;) {
+      int codes = 0;
+      for (int i = 0; i < 16; ++i) codes += at(pos + 1 + size_t(i));
+      FSTM_CHECK(codes <= 256, what, ": corrupt JPEG: a Huffman table (DHT segment at byte ", m, ") lists ", codes,
+                 " codes, more than 256");
+      pos += 17 + size_t(codes);
+      left -= 17 + codes;
+    }
+  }
+}
+
+// stb grows its buffer for a PNG's image data (IDAT) to the length a chunk claims before reading
+// it: a 60-byte file claiming a 2 GB chunk allocated 2 GB (tests/fuzz/fuzz_image). Every chunk
+// must fit in the file. PNG specification, section 5.3 (length, type, data, CRC).
+void check_png_chunks(const uint8_t* bytes, size_t size, const std::string& what) {
+  static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size < 8 || !std::equal(signature, signature + 8, bytes)) return;  // not a PNG
+  for (size_t pos = 8; pos + 8 <= size;) {
+    const uint64_t length = uint64_t(bytes[pos]) << 24 | uint64_t(bytes[pos + 1]) << 16 | bytes[pos + 2] << 8 | bytes[pos + 3];
+    const std::string type(reinterpret_cast<const char*>(bytes + pos + 4), 4);
+    FSTM_CHECK(length + 12 <= size - pos, what, ": truncated or corrupt PNG: chunk '", type, "' at byte ", pos,
+               " claims ", length, " bytes, past the end of the ", size, "-byte file");
+    if (type == "IEND") return;
+    pos += size_t(length) + 12;
+  }
+}
+
+}  // namespace
 
 Image Image::blank(int width, int height, uint8_t value) {
   Image im;
@@ -35,6 +79,8 @@ Image Image::blank(int width, int height, uint8_t value) {
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
   FSTM_CHECK(size > 0, what, ": empty file, not an image");
   FSTM_CHECK(size < size_t(INT32_MAX), what, ": file too large");
+  check_jpeg_huffman_tables(bytes, size, what);
+  check_png_chunks(bytes, size, what);
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes, int(size), &w, &h, &channels))
     throw Error(detail::concat(what, ": cannot decode image (", stbi_failure_reason(), ")"));

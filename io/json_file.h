@@ -7,7 +7,7 @@
 
 namespace fstm::io {
 
-// `what` names the file's role in the message ("index", "landmark file").
+// `what` names the file's role in the parse error ("index", "landmark file", "split file").
 nlohmann::json read_json_file(const std::string& path, const char* what);
 
 }  // namespace fstm::io

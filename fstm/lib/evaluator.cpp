@@ -127,7 +127,8 @@ std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& sc
     return it == known.end() ? known.size() : size_t(it - known.begin());
   };
   std::vector<EvalRow> rows;
-  for (const auto& [compression, by_method] : groups) {
+  for (const auto& [compression_key, by_method] : groups) {
+    const io::Compression compression = io::Compression(compression_key);  // a variable lambdas can capture
     const auto real_it = by_method.find(io::kOriginal);
     const std::vector<size_t> reals = real_it == by_method.end() ? std::vector<size_t>{} : real_it->second;
     std::vector<std::string> methods;
@@ -139,7 +140,7 @@ std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& sc
     auto make_row = [&](const std::string& method, const std::vector<size_t>& fakes) {
       EvalRow r;
       r.perturbation = perturbation;
-      r.compression = io::compression_name(io::Compression(compression));
+      r.compression = io::compression_name(compression);
       r.method = method;
       r.real_frames = int64_t(reals.size());
       r.fake_frames = int64_t(fakes.size());
@@ -154,8 +155,8 @@ std::vector<EvalRow> summarize(const io::FaceIndex& index, const FrameScores& sc
           video.push_back(f.video);
         }
       r.frame = detection_metrics(s, y);
-      if (thresholds && thresholds->count(io::Compression(compression))) {
-        r.frame.threshold = thresholds->at(io::Compression(compression));
+      if (thresholds && thresholds->count(compression)) {
+        r.frame.threshold = thresholds->at(compression);
         r.frame.acc_at_threshold = accuracy(s, y, r.frame.threshold);
         r.frame.balanced_acc_at_threshold = balanced_accuracy(s, y, r.frame.threshold);
       }
