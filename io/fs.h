@@ -44,6 +44,11 @@ inline void write_file_atomic(const std::string& path, const std::vector<uint8_t
   write_file_atomic(path, bytes.data(), bytes.size());
 }
 
+// Removes the temporary files that AtomicFileWriter left in `dir` when its process was killed
+// (".<name>.tmp.<pid>.<n>" whose pid no longer runs); a live writer's file is kept. Returns how
+// many it removed. A long job calls it when it starts or resumes in its output folder.
+int remove_stale_temp_files(const std::string& dir);
+
 // Creates the directory and its parents (like mkdir -p). Throws naming the path when it cannot,
 // or when the path exists and is not a directory.
 void ensure_dir(const std::string& path);

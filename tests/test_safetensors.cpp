@@ -611,4 +611,12 @@ TEST(FileUtils, ACrashMidWriteKeepsTheOldFile) {
   EXPECT_EQ(names[0].rfind(".model.safetensors.tmp.", 0), 0u) << names[0];
   write_safetensors(path, StateDict{{"x", Tensor::scalar(2)}});
   EXPECT_EQ(read_safetensors(path).at("x").item(), 2.0f);
+
+  // The next run in the folder removes the dead writer's file and keeps a live writer's.
+  AtomicFileWriter live(dir + "/other.bin");
+  std::ofstream(dir + "/.notes.tmp.txt") << "a user's file that merely looks similar";
+  EXPECT_EQ(remove_stale_temp_files(dir), 1);
+  EXPECT_EQ(dir_entries(dir), (std::vector<std::string>{".notes.tmp.txt", fs::path(live.temp_path()).filename().string(),
+                                                         "model.safetensors"}));
+  EXPECT_EQ(remove_stale_temp_files(dir), 0);
 }

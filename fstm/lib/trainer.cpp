@@ -362,12 +362,15 @@ class Trainer {
     FSTM_CHECK(!fs::exists(paths_.last), paths_.dir, " already holds a run (", paths_.last,
                "); continue it with --resume or choose another --out");
     io::ensure_dir(paths_.dir);
+    io::remove_stale_temp_files(paths_.dir);  // a run killed before its first checkpoint
     io::write_file_atomic(paths_.config, train_options_json(o_).dump(2) + "\n");
     io::write_file_atomic(paths_.metrics, std::string());
   }
 
   void restore() {
     FSTM_CHECK(fs::exists(paths_.last), "nothing to resume: ", paths_.last, " does not exist");
+    if (const int n = io::remove_stale_temp_files(paths_.dir))
+      log(detail::concat("removed ", n, " temporary file(s) an interrupted run left in ", paths_.dir));
     const io::SafetensorsFile file = io::read_safetensors(paths_.last);
     const ModelConfig saved = model_config_from_metadata(file.metadata, paths_.last);
     FSTM_CHECK(saved.type == config_.type, paths_.last, " holds a ", model_type_name(saved.type), " model, not ",

@@ -1,0 +1,158 @@
+"""Kill anywhere, resume to the same result: `fstm train` killed with SIGKILL 20 times at random
+moments and resumed with --resume each time ends with last.safetensors and best.safetensors whose
+every tensor is bit-identical to an uninterrupted run's (CPU, deterministic path, same threads).
+
+The 20 kills take turns among four kinds of moment: anywhere (start-up included); between
+training steps, after the process saved a checkpoint; while it writes last.safetensors (the atomic
+write of io/fs.h must leave the previous checkpoint whole); just after it appended an epoch's
+metrics line (validation done, the epoch's checkpoint not yet written, so the resumed run redoes
+the epoch end and must not list it twice). After every kill, last.safetensors, when it exists,
+reads completely; temporary files a kill left are removed by the next run.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+import fst_testdata as D
+import fstm_testlib as T
+
+KILLS = 20
+
+
+def tensors_of(path):
+    tensors, meta = T.st_helpers.read_spec(path)[:2]
+    return {name: t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() for name, t in tensors.items()}, meta
+
+
+def temp_files(folder):
+    try:
+        return [f for f in os.listdir(folder) if ".tmp." in f]
+    except FileNotFoundError:
+        return []
+
+
+def main():
+    a = T.args()
+    checker = T.Checker()
+
+    def ok(name, cond, detail=""):
+        checker.count += 1
+        checker.failures += 0 if cond else 1
+        print(("ok   " if cond else "FAIL ") + name + (f": {detail}" if detail and not cond else ""), flush=True)
+
+    index = D.make_index(os.path.join(a.work, "data"), train_pairs=((100, 101), (102, 103), (108, 109)),
+                         val_pairs=((104, 105), (106, 107)), frames=3)
+    env = dict(os.environ, FSTM_PROGRESS="0", OMP_NUM_THREADS="2")
+
+    def train_cmd(out, resume):
+        cmd = [a.fstm, "train", "--model", "det", "--data", index, "--out", out, "--batch", 4, "--lr", "1e-3",
+               "--epochs", 10, "--checkpoint-every", 2, "--threads", 2, "--seed", 5, "--compression", "c23"]
+        return [str(c) for c in cmd] + (["--resume"] if resume else [])
+
+    # The uninterrupted reference.
+    ref = os.path.join(a.work, "reference")
+    shutil.rmtree(ref, ignore_errors=True)
+    t0 = time.time()
+    r = subprocess.run(train_cmd(ref, False), capture_output=True, text=True, env=env)
+    duration = time.time() - t0
+    ok("the reference run completes", r.returncode == 0, r.stderr[-2000:])
+    if r.returncode != 0:
+        return checker.finish()
+    print(f"reference run: {duration:.1f} s", flush=True)
+
+    run = os.path.join(a.work, "killed")
+    shutil.rmtree(run, ignore_errors=True)
+    last = os.path.join(run, "last.safetensors")
+    metrics = os.path.join(run, "metrics.jsonl")
+    rng = random.Random(20261207)
+
+    def mtime(path):
+        try:
+            return os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def size(path):
+        try:
+            return os.path.getsize(path)
+        except FileNotFoundError:
+            return -1
+
+    def wait_until(proc, cond, seconds):
+        t0 = time.time()
+        while proc.poll() is None and not cond() and time.time() - t0 < seconds:
+            time.sleep(0.0005)
+
+    # Where each kill lands, in turn: anywhere (start-up included), between steps after this
+    # process saved a checkpoint, while it writes last.safetensors, just after it appends an
+    # epoch's metrics line (validation done, checkpoint not yet written).
+    def kill_anywhere(proc):
+        wait_until(proc, lambda: False, rng.uniform(0.02, 0.1) * duration)
+
+    def kill_mid_steps(proc):
+        before = mtime(last)
+        wait_until(proc, lambda: mtime(last) != before, duration)
+        wait_until(proc, lambda: False, rng.uniform(0.0, 0.05) * duration)
+
+    def kill_in_checkpoint_write(proc):
+        prefix = f".last.safetensors.tmp.{proc.pid}."
+        wait_until(proc, lambda: any(f.startswith(prefix) for f in temp_files(run)), duration)
+
+    def kill_after_metrics(proc):
+        before = size(metrics)
+        wait_until(proc, lambda: size(metrics) > before, duration)
+
+    moments = [("anywhere", kill_anywhere), ("mid-steps", kill_mid_steps),
+               ("checkpoint write", kill_in_checkpoint_write), ("after a metrics line", kill_after_metrics)]
+    landed = {name: 0 for name, _ in moments}
+    for k in range(KILLS):
+        name, wait = moments[k % len(moments)]
+        proc = subprocess.Popen(train_cmd(run, os.path.exists(last)), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env)
+        wait(proc)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            landed[name] += 1
+        proc.wait()
+        if proc.returncode == 0:
+            print(f"kill {k + 1} ({name}): the run finished first", flush=True)
+            break
+        # Nothing half-written is taken as finished: the checkpoint reads whole.
+        if os.path.exists(last):
+            try:
+                step = json.loads(tensors_of(last)[1]["trainer"])["step"]
+                print(f"kill {k + 1} ({name}): last.safetensors at step {step}", flush=True)
+            except Exception as e:  # noqa: BLE001 - any failure to read is the failure reported
+                ok(f"kill {k + 1}: last.safetensors reads completely", False, repr(e))
+    print(f"kills landed: {landed}", flush=True)
+    ok(f"{KILLS} kills landed, each kind of moment hit", sum(landed.values()) == KILLS and min(landed.values()) > 0,
+       str(landed))
+
+    # Finish the run.
+    resume = os.path.exists(os.path.join(run, "last.safetensors"))
+    r = subprocess.run(train_cmd(run, resume), capture_output=True, text=True, env=env)
+    ok("the resumed run completes", r.returncode == 0, r.stderr[-2000:])
+    for name in ("last.safetensors", "best.safetensors"):
+        got, got_meta = tensors_of(os.path.join(run, name))
+        want, want_meta = tensors_of(os.path.join(ref, name))
+        differing = [n for n in want if got.get(n) != want[n]]
+        ok(f"{name}: all {len(want)} tensors bit-identical to the uninterrupted run",
+           set(got) == set(want) and not differing, f"{len(differing)} differ, e.g. {differing[:5]}")
+        trainer = lambda m: {k: v for k, v in json.loads(m["trainer"]).items() if k not in ("seconds",)}
+        ok(f"{name}: trainer state (step, epoch, best) identical", trainer(got_meta) == trainer(want_meta),
+           f"{trainer(got_meta)} vs {trainer(want_meta)}")
+    epochs = [json.loads(l)["epoch"] for l in open(os.path.join(run, "metrics.jsonl")) if l.strip()]
+    ok("metrics.jsonl has every epoch once", epochs == list(range(1, 11)), str(epochs))
+    ok("no temporary file is left", not temp_files(run), str(temp_files(run)))
+    return checker.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
