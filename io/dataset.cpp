@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/fs.h"
 #include "io/json_file.h"
 #include "tensor/error.h"
 #include "tensor/random.h"
@@ -275,14 +276,8 @@ void FaceIndex::save(const std::string& path) {
                  {"skipped_frames", skipped_frames()}};
 
   if (!p.parent_path().empty()) fs::create_directories(p.parent_path());
-  const std::string tmp = p.string() + ".tmp";
-  {
-    std::ofstream f(tmp);
-    FSTM_CHECK(f.good(), tmp, ": cannot write the index");
-    f << (frames.size() > 10000 ? j.dump() : j.dump(1));  // large indexes compact (FF++: ~200k frames)
-    FSTM_CHECK(f.good(), tmp, ": write failed (disk full?)");
-  }
-  fs::rename(tmp, p);  // never a half-written index under the real name
+  // Never a half-written index under the real name; large indexes compact (FF++: ~200k frames).
+  write_file_atomic(p.string(), frames.size() > 10000 ? j.dump() : j.dump(1));
 }
 
 FaceIndex FaceIndex::load(const std::string& path) {

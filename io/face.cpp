@@ -13,6 +13,7 @@
 
 #include "fstm_build_config.h"
 #include "io/face_engine.h"
+#include "io/fs.h"
 #include "io/json_file.h"
 #include "tensor/error.h"
 #include "tensor/environment.h"
@@ -426,10 +427,7 @@ void save_landmarks(const LandmarkMap& landmarks, const std::string& path) {
   }
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
-  std::ofstream f(path);
-  FSTM_CHECK(f.good(), path, ": cannot write landmark file");
-  f << j.dump();
-  FSTM_CHECK(f.good(), path, ": write failed");
+  write_file_atomic(path, j.dump());
 }
 
 const LandmarkEntry* find_landmarks(const LandmarkMap& landmarks, const std::string& video_relative_path,

@@ -111,7 +111,8 @@ void ensure_dir(const std::string& path) {
 
 // ---- AtomicFileWriter -------------------------------------------------------------------------
 
-AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
+AtomicFileWriter::AtomicFileWriter(std::string path, Durability durability)
+    : path_(std::move(path)), durability_(durability) {
   FSTM_CHECK(!path_.empty(), "cannot write a file with an empty path");
   const std::filesystem::path target(path_);
   const std::string dir = parent_dir(path_);
@@ -153,7 +154,9 @@ void AtomicFileWriter::write(const void* data, size_t size) {
     if (n <= 0) {
       const int err = n < 0 ? errno : ENOSPC;
       discard();
-      FSTM_CHECK(false, path_, ": write failed: ", errno_text(err));
+      const bool full = err == ENOSPC || err == EDQUOT || err == EFBIG;
+      FSTM_CHECK(false, path_, ": write failed: ", errno_text(err),
+                 full ? " (the disk or quota is full; the previous file, if any, is unchanged)" : "");
     }
     p += n;
     size -= size_t(n);
@@ -162,7 +165,7 @@ void AtomicFileWriter::write(const void* data, size_t size) {
 
 void AtomicFileWriter::commit() {
   FSTM_CHECK(fd_ >= 0 && !committed_, path_, ": commit after commit or failure");
-  if (::fsync(fd_) != 0) {
+  if (durability_ == Durability::power_loss && ::fsync(fd_) != 0) {
     const int err = errno;
     discard();
     FSTM_CHECK(false, path_, ": cannot sync file to disk: ", errno_text(err));
@@ -181,11 +184,11 @@ void AtomicFileWriter::commit() {
   }
   temp_path_.clear();
   committed_ = true;
-  fsync_dir(parent_dir(path_));
+  if (durability_ == Durability::power_loss) fsync_dir(parent_dir(path_));
 }
 
-void write_file_atomic(const std::string& path, const void* data, size_t size) {
-  AtomicFileWriter w(path);
+void write_file_atomic(const std::string& path, const void* data, size_t size, Durability durability) {
+  AtomicFileWriter w(path, durability);
   w.write(data, size);
   w.commit();
 }

@@ -35,13 +35,23 @@ class InputFile {
 // The whole file. Throws naming the path when it is missing, unreadable or not a regular file.
 std::vector<uint8_t> read_file(const std::string& path);
 
+// What an atomic write survives. Both never leave a partial file under the real name when the
+// process dies; power_loss also fsyncs the file and the folder, so the new file survives a crash
+// of the machine (checkpoints, indexes, reports). process_kill skips the two fsyncs, for the many
+// small files of a job that can redo them (extracted face PNGs: an fsync each would cost more
+// than the encoding).
+enum class Durability { power_loss, process_kill };
+
 // Replaces `path` with `bytes` atomically (see above).
-void write_file_atomic(const std::string& path, const void* data, size_t size);
-inline void write_file_atomic(const std::string& path, std::string_view bytes) {
-  write_file_atomic(path, bytes.data(), bytes.size());
+void write_file_atomic(const std::string& path, const void* data, size_t size,
+                       Durability durability = Durability::power_loss);
+inline void write_file_atomic(const std::string& path, std::string_view bytes,
+                              Durability durability = Durability::power_loss) {
+  write_file_atomic(path, bytes.data(), bytes.size(), durability);
 }
-inline void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  write_file_atomic(path, bytes.data(), bytes.size());
+inline void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes,
+                              Durability durability = Durability::power_loss) {
+  write_file_atomic(path, bytes.data(), bytes.size(), durability);
 }
 
 // Removes the temporary files that AtomicFileWriter left in `dir` when its process was killed
@@ -65,7 +75,7 @@ void ensure_dir(const std::string& path);
 // its hidden temporary file behind (never a partial `path`).
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(std::string path);
+  explicit AtomicFileWriter(std::string path, Durability durability = Durability::power_loss);
   ~AtomicFileWriter();
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
@@ -82,6 +92,7 @@ class AtomicFileWriter {
   std::string temp_path_;
   int fd_ = -1;
   bool committed_ = false;
+  Durability durability_;
 };
 
 }  // namespace fstm::io

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/fs.h"
 #include "io/limits.h"
 #include "tensor/error.h"
 
@@ -150,10 +151,8 @@ void save_image(const Image& im, const std::string& path, int jpeg_quality) {
   } else {
     throw Error(detail::concat(path, ": unknown image extension '", ext, "' (use .png, .jpg or .bmp)"));
   }
-  std::ofstream f(path, std::ios::binary);
-  FSTM_CHECK(f.good(), path, ": cannot write image file");
-  f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  FSTM_CHECK(f.good(), path, ": write failed");
+  // Never a half-written image under its name, so a resumed job cannot take one as done.
+  write_file_atomic(path, bytes, Durability::process_kill);
 }
 
 Image resize_bilinear(const Image& src, int width, int height) {

@@ -5,6 +5,7 @@
 #include "io/dataset.h"
 
 #include "io/face.h"
+#include "io/fs.h"
 
 #include <algorithm>
 #include <atomic>
@@ -280,13 +281,6 @@ void append_number(std::string& out, float v) {
   out.append(s);
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  FSTM_CHECK(f.good(), path, ": cannot create file");
-  f << text;
-  FSTM_CHECK(f.good(), path, ": write failed");
-}
-
 void write_ldm_json(const std::vector<LdmVideo>& videos, const std::string& path) {
   std::string out = "{\n";
   bool first = true;
@@ -310,7 +304,7 @@ void write_ldm_json(const std::vector<LdmVideo>& videos, const std::string& path
       out += "}";
     }
   out += "\n}\n";
-  write_text(path, out);
+  write_file_atomic(path, out);
 }
 
 nlohmann::json pairs_json(const std::vector<std::array<int, 2>>& pairs) {
@@ -440,9 +434,9 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
   all.insert(all.end(), ldm_fake.begin(), ldm_fake.end());
   write_ldm_json(all, (out / "ldm.json").string());
 
-  write_text((out / "splits" / "train.json").string(), pairs_json(splits.train).dump() + "\n");
-  write_text((out / "splits" / "val.json").string(), pairs_json(splits.val).dump() + "\n");
-  write_text((out / "splits" / "test.json").string(), pairs_json(splits.test).dump() + "\n");
+  write_file_atomic((out / "splits" / "train.json").string(), pairs_json(splits.train).dump() + "\n");
+  write_file_atomic((out / "splits" / "val.json").string(), pairs_json(splits.val).dump() + "\n");
+  write_file_atomic((out / "splits" / "test.json").string(), pairs_json(splits.test).dump() + "\n");
 
   nlohmann::json meta;
   meta["generator"] = "fstm synth";
@@ -475,7 +469,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
       "every identity is the source of one fake per method; its target is another identity of its split, a "
       "different one for each method where the split has enough identities (io/synth.h: SynthSplits)";
   meta["labels"] = "real NNN: det 0, source NNN, target NNN; fake A_B: det 1, source A (the video), target B (the donor)";
-  write_text((out / "synth.json").string(), meta.dump(2) + "\n");
+  write_file_atomic((out / "synth.json").string(), meta.dump(2) + "\n");
 
   SynthSummary s;
   s.real_videos = n * int(comps.size());

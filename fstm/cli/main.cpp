@@ -2,6 +2,7 @@
 // registers itself here; errors a user can cause print one clear line and exit 1, bad flags
 // print usage and exit 2.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
 #include "fstm/cli/commands.h"
@@ -9,6 +10,9 @@
 #include "tensor/error.h"
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG, reported with the file's name,
+  // instead of the default SIGXFSZ killing the process without a word.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fstm: FST-Matching deepfake detection and Shapley explanations"};
   app.require_subcommand(1);
   app.set_version_flag("--version", FSTM_VERSION_STRING);

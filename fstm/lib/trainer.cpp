@@ -358,6 +358,15 @@ class Trainer {
     log(s.str());
   }
 
+  // One line per epoch, appended; a failed append (a full disk) is an error, not a lost line.
+  void append_metrics_line(const std::string& line) {
+    std::ofstream f(paths_.metrics, std::ios::app);
+    f << line << "\n";
+    f.close();
+    FSTM_CHECK(!f.fail(), paths_.metrics, ": cannot append the epoch's metrics (disk full or read-only?); ",
+               paths_.last, " keeps the last saved state");
+  }
+
   void start_fresh() {
     FSTM_CHECK(!fs::exists(paths_.last), paths_.dir, " already holds a run (", paths_.last,
                "); continue it with --resume or choose another --out");
@@ -521,7 +530,7 @@ class Trainer {
       validate(m);
       score = config_.detects() ? (std::isnan(m.val_auc) ? m.val_acc : m.val_auc) : m.val_acc;
     }
-    std::ofstream(paths_.metrics, std::ios::app) << m.to_json().dump() << "\n";
+    append_metrics_line(m.to_json().dump());
     const bool better = !std::isnan(score) && (std::isnan(state_.best) || score > state_.best);
     state_.epoch = e + 1;
     state_.batch = 0;
