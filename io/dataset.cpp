@@ -171,11 +171,9 @@ std::string pristine_video_path(const std::string& root, Compression compression
 std::string FaceIndex::png_path(const IndexFrame& f) const { return path_of(f.png); }
 std::string FaceIndex::path_of(const std::string& relative) const { return (fs::path(root) / relative).string(); }
 
-int64_t FaceIndex::skipped_videos() const {
-  return std::count_if(skipped.begin(), skipped.end(), [](const SkipRecord& s) { return s.frame < 0; });
+int64_t FaceIndex::skipped_count(const std::string& category) const {
+  return std::count_if(skipped.begin(), skipped.end(), [&](const SkipRecord& s) { return s.category() == category; });
 }
-
-int64_t FaceIndex::skipped_frames() const { return int64_t(skipped.size()) - skipped_videos(); }
 
 void FaceIndex::assign_identities() {
   // each identity goes to the first split (train, val, test, none) it appears in
@@ -268,12 +266,15 @@ void FaceIndex::save(const std::string& path) {
   }
   j["videos"] = std::move(vids);
   json sk = json::array();
-  for (const SkipRecord& r : skipped) sk.push_back({{"path", r.path}, {"frame", r.frame}, {"reason", r.reason}});
+  for (const SkipRecord& r : skipped)
+    sk.push_back({{"path", r.path}, {"frame", r.frame}, {"reason", r.reason}, {"kind", r.category()}});
   j["skipped"] = sk;
   j["counts"] = {{"videos", videos.size()},
                  {"frames", frames.size()},
                  {"skipped_videos", skipped_videos()},
-                 {"skipped_frames", skipped_frames()}};
+                 {"skipped_frames", skipped_frames()},
+                 {"skipped_landmarks", skipped_count("landmarks")},
+                 {"without_ground_truth", skipped_count("ground truth")}};
 
   if (!p.parent_path().empty()) fs::create_directories(p.parent_path());
   // Never a half-written index under the real name; large indexes compact (FF++: ~200k frames).
@@ -347,7 +348,8 @@ FaceIndex FaceIndex::load(const std::string& path) {
       ix.videos.push_back(std::move(iv));
     }
     for (const json& s2 : j.value("skipped", json::array()))
-      ix.skipped.push_back({s2.value("path", ""), s2.value("frame", int64_t(-1)), s2.value("reason", "")});
+      ix.skipped.push_back(
+          {s2.value("path", ""), s2.value("frame", int64_t(-1)), s2.value("reason", ""), s2.value("kind", "")});
   } catch (const json::exception& e) {
     throw Error(detail::concat(path, ": malformed index (", e.what(), ")"));
   } catch (const Error& e) {

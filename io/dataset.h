@@ -27,6 +27,10 @@ const std::vector<std::string>& split_names();   // train, val, test
 // instead (every identity has one partner in FF++; in the synthetic default it has one per method).
 bool method_shows_target_identity(const std::string& method);
 
+// The share of a dataset's files (videos to extract, face images to load) that may be unreadable
+// before a job stops with an error instead of going on without them (--max-bad-fraction).
+inline constexpr double kDefaultMaxBadFraction = 0.25;
+
 // One video of the tree.
 struct VideoEntry {
   std::string path;      // on disk
@@ -44,6 +48,11 @@ struct SkipRecord {
   std::string path;
   int64_t frame = -1;  // -1: the whole video/file
   std::string reason;
+  // What was lost: "video" (a whole video: the default when frame is -1), "frame" (the default
+  // otherwise), "landmarks" (a malformed ldm.json entry), "ground truth" (a fake extracted without
+  // its aligned mask and pristine face, because one of those videos could not be read).
+  std::string kind;
+  std::string category() const { return !kind.empty() ? kind : frame < 0 ? "video" : "frame"; }
 };
 
 // FST labels from a file name stem: "035" (real) or "035_036" (fake). Throws when the stem does
@@ -88,7 +97,8 @@ ScanResult scan_ffpp(const std::string& root, const ScanOptions& options = {});
 //               "frames": [{"frame": 12, "png": "manipulated_sequences/Deepfakes/c23/frames/035_036/frame_12.png",
 //                           "points": [[x, y] x 5]}, ...]}, ...],
 //   "skipped": [{"path": "...", "frame": 12, "reason": "no face found"}, ...],
-//   "counts": {"videos": 6000, "frames": 191000, "skipped_videos": 3, "skipped_frames": 120}
+//   "counts": {"videos": 6000, "frames": 191000, "skipped_videos": 3, "skipped_frames": 120,
+//              "skipped_landmarks": 0, "without_ground_truth": 2}
 // }
 // "png" paths are relative to the index file's folder. "points" are the 5 alignment points in the
 // PNG's pixels (absent when unknown); the loader re-aligns with them for jitter.
@@ -147,8 +157,9 @@ struct FaceIndex {
   void save(const std::string& path);              // sets root to the file's folder
   std::string png_path(const IndexFrame& f) const;
   std::string path_of(const std::string& relative) const;  // root / relative
-  int64_t skipped_videos() const;
-  int64_t skipped_frames() const;
+  int64_t skipped_count(const std::string& category) const;  // SkipRecord::category()
+  int64_t skipped_videos() const { return skipped_count("video"); }
+  int64_t skipped_frames() const { return skipped_count("frame"); }
 
   // Class indices from identity ids: ids of the train split first (sorted), then val, test and
   // unsplit ones, so a head trained on the train split needs identity_splits["train"].second classes.

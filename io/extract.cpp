@@ -65,7 +65,8 @@ TruthFrames truth_frames(const std::string& root, const VideoEntry& v, const std
                    idx[k], " is ", (*frames)[k].width, "x", (*frames)[k].height, ", the fake's is ", faces[k].width,
                    "x", faces[k].height);
     } catch (const Error& e) {
-      skipped.push_back({path, -1, std::string("ground truth of ") + v.relative + " not written: " + e.what()});
+      // Recorded under the fake (extracted all the same); the unreadable video is reported as itself.
+      skipped.push_back({v.path, -1, std::string("no aligned mask and pristine face: ") + e.what(), "ground truth"});
       return {};
     }
   }
@@ -93,10 +94,13 @@ ExtractReport extract_faces(const ExtractOptions& o) {
 
   const ScanResult scan = scan_ffpp(o.data, o.scan);
   FSTM_CHECK(!scan.videos.empty(), o.data, ": no videos found for the chosen methods and compressions");
+  FSTM_CHECK(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1, "extract: max_bad_fraction ", o.max_bad_fraction,
+             " is not in [0, 1]");
   LandmarkMap given;
+  std::vector<SkipRecord> bad_entries;  // malformed ldm.json entries, skipped
   std::unique_ptr<FaceDetector> detector;
   if (!o.landmarks.empty()) {
-    given = load_landmarks(o.landmarks);
+    given = load_landmarks(o.landmarks, &bad_entries);
   } else {
     detector = std::make_unique<FaceDetector>(default_landmark_model(), o.upsample, o.detect_size);
   }
@@ -205,9 +209,13 @@ ExtractReport extract_faces(const ExtractOptions& o) {
   if (o.scan.originals) s.methods.insert(s.methods.begin(), kOriginal);
   for (Compression c : o.scan.compressions) s.compressions.push_back(compression_name(c));
   for (const SkipRecord& r : scan.skipped) ix.skipped.push_back(r);
+  for (const SkipRecord& r : bad_entries) ix.skipped.push_back(r);
+  rep.bad_landmarks = int64_t(bad_entries.size());
+  rep.bad_videos = int64_t(scan.skipped.size());
   LandmarkMap detected;
   for (VideoResult& r : results) {
     for (SkipRecord& sk : r.skipped) ix.skipped.push_back(std::move(sk));
+    if (!r.ok) ++rep.bad_videos;
     if (!r.ok) continue;
     const int32_t vi = int32_t(ix.videos.size());
     ix.videos.push_back(std::move(r.video));
@@ -227,6 +235,10 @@ ExtractReport extract_faces(const ExtractOptions& o) {
   rep.videos = int64_t(ix.videos.size());
   rep.frames = int64_t(ix.frames.size());
   rep.seconds = seconds_since(t0);
+  const int64_t total = int64_t(scan.videos.size() + scan.skipped.size());
+  FSTM_CHECK(double(rep.bad_videos) <= o.max_bad_fraction * double(total), o.data, ": ", rep.bad_videos, " of ", total,
+             " videos could not be used, more than --max-bad-fraction ", o.max_bad_fraction,
+             ": the tree looks broken. Each is listed with its reason under \"skipped\" in ", rep.index_path);
   return rep;
 }
 

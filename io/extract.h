@@ -24,6 +24,9 @@ struct ExtractOptions {
   // For each fake whose tree has the mask video and the pristine source video (io/dataset.h), write
   // them aligned like the face beside its PNG (X.mask.png, X.pristine.png) and name them in the index.
   bool ground_truth = true;
+  // More than this share of the videos unusable (unreadable, badly named, no face in any frame)
+  // fails the run after the index is written: a mostly broken tree is an error, not a small index.
+  double max_bad_fraction = kDefaultMaxBadFraction;
   // Called after each video (from worker threads, serialised): done, total, and the problems met.
   std::function<void(int64_t done, int64_t total, const std::vector<SkipRecord>& problems)> on_video;
 };
@@ -33,11 +36,14 @@ struct ExtractReport {
   std::string index_path;
   std::string landmarks_path;  // ldm.json of the detected landmarks ("" when --landmarks was given)
   int64_t videos = 0, frames = 0;
+  int64_t bad_videos = 0;       // listed with their reasons in index.skipped
+  int64_t bad_landmarks = 0;    // ldm.json entries that could not be used (also in index.skipped)
   double seconds = 0;
 };
 
 // Decodes, finds and aligns the faces, writes the PNGs and the index. Bad videos, frames with no
-// face and missing landmark entries are recorded in index.skipped and the run goes on.
+// face, malformed and missing landmark entries are recorded in index.skipped and the run goes on;
+// when more than max_bad_fraction of the videos are bad, it throws after writing the index.
 ExtractReport extract_faces(const ExtractOptions& options);
 
 struct CompressOptions {

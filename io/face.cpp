@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fstm_build_config.h"
+#include "io/dataset.h"
 #include "io/face_engine.h"
 #include "io/fs.h"
 #include "io/json_file.h"
@@ -371,42 +372,54 @@ std::string landmark_key(const std::string& video_relative_path, int64_t frame) 
   return normalize_landmark_key(k + "/frame_" + std::to_string(frame));
 }
 
-LandmarkMap load_landmarks(const std::string& path) {
-  const nlohmann::json j = read_json_file(path, "landmark file");
-  FSTM_CHECK(j.is_object(), path, ": expected an object of key -> {landmark, source_label, ...}");
-  auto label = [&](const nlohmann::json& v, const std::string& key, const char* field) -> std::string {
+namespace {
+
+// One entry of ldm.json; throws naming the file and the key.
+LandmarkEntry parse_landmark_entry(const std::string& path, const std::string& key, const nlohmann::json& e) {
+  auto label = [&](const nlohmann::json& v, const char* field) -> std::string {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
     if (v.is_null()) return "";
     throw Error(detail::concat(path, ": entry '", key, "': ", field, " must be a string or an integer"));
   };
+  FSTM_CHECK(e.is_object() && e.contains("landmark"), path, ": entry '", key, "' has no \"landmark\"");
+  LandmarkEntry entry;
+  const auto& pts = e["landmark"];
+  FSTM_CHECK(pts.is_array(), path, ": entry '", key, "': \"landmark\" must be a list of [x, y]");
+  for (const auto& p : pts) {
+    FSTM_CHECK(p.is_array() && p.size() >= 2 && p[0].is_number() && p[1].is_number(), path, ": entry '", key,
+               "': every landmark must be [x, y]");
+    const double x = p[0].get<double>(), y = p[1].get<double>();
+    FSTM_CHECK(std::abs(x) < 1e9 && std::abs(y) < 1e9, path, ": entry '", key, "': landmark [", x, ", ", y,
+               "] is not a pixel position");
+    entry.landmark.push_back({float(x), float(y)});
+  }
+  FSTM_CHECK(entry.landmark.size() == 5 || entry.landmark.size() == 68 || entry.landmark.size() == 81, path,
+             ": entry '", key, "' has ", entry.landmark.size(), " landmarks (expected 68, 81 or 5)");
+  if (e.contains("source_label")) entry.source_label = label(e["source_label"], "source_label");
+  if (e.contains("target_label")) entry.target_label = label(e["target_label"], "target_label");
+  if (e.contains("det_label")) {
+    const auto& d = e["det_label"];
+    const std::string v = d.is_string() ? d.get<std::string>() : d.dump();
+    FSTM_CHECK(v == "0" || v == "1", path, ": entry '", key, "': det_label must be 0 (real) or 1 (fake), not ", v);
+    entry.det_label = v == "1";
+  }
+  return entry;
+}
+
+}  // namespace
+
+LandmarkMap load_landmarks(const std::string& path, std::vector<SkipRecord>* bad_entries) {
+  const nlohmann::json j = read_json_file(path, "landmark file");
+  FSTM_CHECK(j.is_object(), path, ": expected an object of key -> {landmark, source_label, ...}");
   LandmarkMap out;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& key = it.key();
-    const nlohmann::json& e = it.value();
-    FSTM_CHECK(e.is_object() && e.contains("landmark"), path, ": entry '", key, "' has no \"landmark\"");
-    LandmarkEntry entry;
-    const auto& pts = e["landmark"];
-    FSTM_CHECK(pts.is_array(), path, ": entry '", key, "': \"landmark\" must be a list of [x, y]");
-    for (const auto& p : pts) {
-      FSTM_CHECK(p.is_array() && p.size() >= 2 && p[0].is_number() && p[1].is_number(), path, ": entry '", key,
-                 "': every landmark must be [x, y]");
-      const double x = p[0].get<double>(), y = p[1].get<double>();
-      FSTM_CHECK(std::abs(x) < 1e9 && std::abs(y) < 1e9, path, ": entry '", key, "': landmark [", x, ", ", y,
-                 "] is not a pixel position");
-      entry.landmark.push_back({float(x), float(y)});
+    try {
+      out[normalize_landmark_key(it.key())] = parse_landmark_entry(path, it.key(), it.value());
+    } catch (const Error& e) {
+      if (!bad_entries) throw;
+      bad_entries->push_back({path, -1, e.what(), "landmarks"});
     }
-    FSTM_CHECK(entry.landmark.size() == 5 || entry.landmark.size() == 68 || entry.landmark.size() == 81, path,
-               ": entry '", key, "' has ", entry.landmark.size(), " landmarks (expected 68, 81 or 5)");
-    if (e.contains("source_label")) entry.source_label = label(e["source_label"], key, "source_label");
-    if (e.contains("target_label")) entry.target_label = label(e["target_label"], key, "target_label");
-    if (e.contains("det_label")) {
-      const auto& d = e["det_label"];
-      const std::string v = d.is_string() ? d.get<std::string>() : d.dump();
-      FSTM_CHECK(v == "0" || v == "1", path, ": entry '", key, "': det_label must be 0 (real) or 1 (fake), not ", v);
-      entry.det_label = v == "1";
-    }
-    out[normalize_landmark_key(key)] = std::move(entry);
   }
   return out;
 }

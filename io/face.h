@@ -140,7 +140,10 @@ using LandmarkMap = std::map<std::string, LandmarkEntry>;
 
 std::string landmark_key(const std::string& video_relative_path, int64_t frame);
 std::string normalize_landmark_key(const std::string& key);
-LandmarkMap load_landmarks(const std::string& path);  // throws naming the file and the entry
+struct SkipRecord;  // io/dataset.h
+// Throws naming the file and the entry. With `bad_entries`, a malformed entry is recorded there
+// (path, reason) and skipped instead; a file that is not JSON still throws.
+LandmarkMap load_landmarks(const std::string& path, std::vector<SkipRecord>* bad_entries = nullptr);
 void save_landmarks(const LandmarkMap& landmarks, const std::string& path);
 // The entry for this video and frame; when absent, the same frame of the video at another
 // compression (raw, c23, c40: the frames are pixel-aligned, so the landmarks carry over).

@@ -80,6 +80,7 @@ struct DataLoader::State {
 
   // ---- set-up --------------------------------------------------------------------------------
   void init() {
+    FSTM_CHECK(opt.max_bad_fraction >= 0 && opt.max_bad_fraction <= 1, "loader: max_bad_fraction ", opt.max_bad_fraction, " is not in [0, 1]");
     FSTM_CHECK(opt.batch_size >= 1 && opt.workers >= 1 && opt.prefetch >= 1, "loader: batch size ", opt.batch_size,
                ", workers ", opt.workers, " and prefetch ", opt.prefetch, " must be >= 1");
     size = opt.size > 0 ? opt.size : index.settings.size;
@@ -217,6 +218,9 @@ struct DataLoader::State {
           {
             std::lock_guard<std::mutex> lock(bad_mu);
             if (bad.insert(fi).second) std::cerr << "fstm: warning: skipping unreadable face: " << e.what() << "\n";
+            FSTM_CHECK(double(bad.size()) <= opt.max_bad_fraction * double(selection.size()), bad.size(), " of the ",
+                       selection.size(), " selected face images are unreadable, more than --max-bad-fraction ",
+                       opt.max_bad_fraction, ": the face folder looks broken (last: ", e.what(), ")");
           }
           FSTM_CHECK(attempt < 16, "loader: 16 unreadable face images in a row, last: ", e.what());
           pos = (pos + 1) % int64_t(ord.size());

@@ -50,6 +50,9 @@ struct LoaderOptions {
   int size = 0;             // output S (0: the index's size)
   Normalization norm;       // ImageNet mean/std by default
   Device device = Device::cpu();
+  // Unreadable PNGs are reported once each and replaced by the next frame; more than this
+  // fraction of the selected frames is an error (a broken folder, not a few bad files).
+  double max_bad_fraction = kDefaultMaxBadFraction;
   // Applied to each 8-bit image after alignment and augmentation, before normalisation, with the
   // frame's index in FaceIndex::frames (evaluation perturbations). Called from worker threads.
   std::function<void(Image& image, int64_t frame)> transform;

@@ -4,6 +4,8 @@
 // FFmpeg's own log is captured instead of printed: the last error line of the calling thread is
 // appended to our error messages ("moov atom not found"), so a user sees one clear line per bad
 // file. Set FSTM_FFMPEG_LOG=1 to see FFmpeg's warnings on stderr as well.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
@@ -145,6 +147,11 @@ struct FfmpegReader final : VideoReader::Impl {
     if (rc < 0) fail(path, "cannot open as a video: the file is corrupt, truncated or not a video", rc);
     rc = avformat_find_stream_info(fmt, nullptr);
     if (rc < 0) fail(path, "cannot read the stream information (corrupt or truncated file)", rc);
+    // FFmpeg opens a still image (PNG, JPEG, ...) as a one-frame "video" through its image
+    // demuxers; a dataset's video file holding an image is a wrong file, not a short video.
+    const std::string demuxer = fmt->iformat && fmt->iformat->name ? fmt->iformat->name : "";
+    FSTM_CHECK(demuxer != "image2" && (demuxer.size() < 5 || demuxer.compare(demuxer.size() - 5, 5, "_pipe") != 0),
+               path, ": not a video but a still image (FFmpeg reads it as ", demuxer, ")");
   }
 
   void open() {
@@ -153,6 +160,7 @@ struct FfmpegReader final : VideoReader::Impl {
     FSTM_CHECK(fs::exists(path, ec), path, ": no such file");
     FSTM_CHECK(fs::is_regular_file(path, ec), path, ": not a regular file");
     FSTM_CHECK(fs::file_size(path, ec) > 0, path, ": empty file, not a video");
+    FSTM_CHECK(::access(path.c_str(), R_OK) == 0, path, ": cannot read the file: ", std::strerror(errno));
     install_log_callback();
     open_format();
 

@@ -132,7 +132,7 @@ def main():
                        capture_output=True, text=True, env=dict(os.environ, FSTM_PROGRESS="0"))
     print(r.stdout, r.stderr)
     check(r.returncode == 0, f"fstm extract exit code {r.returncode}")
-    check("skipped: 1 videos, 0 frames" in r.stdout, "the corrupt video is reported as skipped")
+    check("skipped: 1 unusable videos, 0 frames" in r.stdout, "the corrupt video is reported as skipped")
 
     with open(os.path.join(out, "index.json")) as f:
         ix = json.load(f)

@@ -209,6 +209,7 @@ TEST_F(Dataset, ExtractWithLandmarkFileLabelsSplitsAndSkips) {
   EXPECT_EQ(rep.frames, 25 * 3);
   // skipped: the bad name (scan), the garbage video, the audio-only video
   EXPECT_EQ(ix.skipped_videos(), 2 + (tree.have_audio_only ? 1 : 0));
+  EXPECT_EQ(rep.bad_videos, ix.skipped_videos());
   EXPECT_EQ(problems, 1 + (tree.have_audio_only ? 1 : 0));
   std::set<std::string> reasons;
   for (const auto& s : ix.skipped) reasons.insert(fs::path(s.path).filename().string() + ": " + s.reason);
@@ -324,7 +325,7 @@ TEST_F(Dataset, ExtractWritesTheFakesMaskAndPristineAlignedLikeTheFace) {
 
   bool reported = false;
   for (const SkipRecord& r : ix.skipped)
-    reported |= r.path == short_one && r.reason.find("ground truth of") != std::string::npos &&
+    reported |= r.category() == "ground truth" && r.reason.find(short_one) != std::string::npos &&
                 r.reason.find("frame 4") != std::string::npos;
   EXPECT_TRUE(reported) << "the short mask video is not reported";
   int short_faces = 0;
@@ -358,8 +359,23 @@ TEST_F(Dataset, BoxCropAndNotATree) {
   o.alignment.canvas = 40;
   o.scan.methods = {};
   o.scan.compressions = {Compression::raw};
+  // 5-point landmark files cannot give the FF++ box: no video yields a face, which fails the run
+  // (more than max_bad_fraction unusable) after writing the index...
+  EXPECT_THROW(
+      {
+        try {
+          extract_faces(o);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("videos could not be used, more than --max-bad-fraction 0.25"),
+                    std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  EXPECT_TRUE(fs::exists(dir + "/faces/index.json"));
+  // ...and, when allowed, every frame is skipped with the reason
+  o.max_bad_fraction = 1;
   const ExtractReport rep = extract_faces(o);
-  // 5-point landmark files cannot give the FF++ box: every frame is skipped with the reason
   EXPECT_EQ(rep.frames, 0);
   ASSERT_FALSE(rep.index.skipped.empty());
   bool said = false;

@@ -64,6 +64,9 @@ Command make_eval_command() {
     s->add_option("--dtype", o.dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}))->capture_default_str();
     s->add_option("--threads", o.threads, "CPU threads (0: all)")->check(CLI::NonNegativeNumber);
     s->add_option("--workers", o.workers, "Loader threads")->capture_default_str()->check(CLI::PositiveNumber);
+    s->add_option("--max-bad-fraction", o.max_bad_fraction,
+                  "Share of the face PNGs that may be unreadable (each is reported and skipped) before eval fails")
+        ->capture_default_str()->check(CLI::Range(0.0, 1.0));
     s->add_option("--seed", o.seed, "Seed of the random perturbations (block, noise)")->capture_default_str();
     s->add_flag("--json", f->json, "Print JSON instead of the table");
     s->add_option("--output", f->output, "Also write the JSON report to this file");

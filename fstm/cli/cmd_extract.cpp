@@ -52,6 +52,7 @@ Command make_extract_command() {
     std::vector<std::string> compressions{"raw", "c23", "c40"};
     std::vector<std::string> methods = io::ffpp_methods();
     bool no_originals = false, no_ground_truth = false;
+    double max_bad_fraction = io::kDefaultMaxBadFraction;
   };
   auto f = std::make_shared<Flags>();
   Command c;
@@ -75,6 +76,10 @@ Command make_extract_command() {
     s->add_flag("--no-ground-truth", f->no_ground_truth,
                 "Do not write the fakes' aligned masks and pristine faces (X.mask.png, X.pristine.png)");
     s->add_option("--landmarks", f->landmarks, "ldm.json with the landmarks to use instead of the dlib detector");
+    s->add_option("--max-bad-fraction", f->max_bad_fraction,
+                  "Share of the videos that may be unusable (each is reported and skipped) before extract fails")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
     s->add_option("--splits", f->splits, "Folder with train/val/test.json (default: DATA/splits)");
     s->add_option("--index", f->index, "Index file name inside --out")->capture_default_str();
     s->add_option("--face-width", f->face_width,
@@ -111,6 +116,7 @@ Command make_extract_command() {
     o.detect_size = f->detect_size;
     o.jobs = f->jobs;
     o.ground_truth = !f->no_ground_truth;
+    o.max_bad_fraction = f->max_bad_fraction;
     o.scan.methods = method_list(f->methods);
     o.scan.originals = !f->no_originals;
     o.scan.compressions = parse_compressions(f->compressions);
@@ -125,8 +131,9 @@ Command make_extract_command() {
     std::cout << "extracted " << r.frames << " faces from " << r.videos << " videos in "
               << ProgressBar::format_duration(r.seconds) << " (" << (r.seconds > 0 ? r.frames / r.seconds : 0.0)
               << " faces/s)\n";
-    std::cout << "skipped: " << r.index.skipped_videos() << " videos, " << r.index.skipped_frames()
-              << " frames (listed under \"skipped\" in the index)\n";
+    std::cout << "skipped: " << r.bad_videos << " unusable videos, " << r.index.skipped_frames() << " frames, "
+              << r.bad_landmarks << " malformed landmark entries (each listed with its reason under \"skipped\" in "
+              << "the index)\n";
     std::cout << "identities: " << r.index.identities.size() << "\n";
     std::cout << "index: " << r.index_path << "\n";
     if (!r.landmarks_path.empty()) std::cout << "landmarks: " << r.landmarks_path << "\n";

@@ -91,6 +91,7 @@ int run_train(TrainFlags& f) {
             << " steps" << (r.stopped_at_max_steps ? " (stopped at --max-steps)" : "") << "\n";
   std::cout << "last: " << r.last << "\n";
   if (!r.best.empty()) std::cout << "best: " << r.best << " (validation score " << r.best_score << ")\n";
+  std::cout << "unreadable face images: " << r.bad_files << "\n";
   return 0;
 }
 
@@ -127,6 +128,9 @@ Command make_train_command() {
     s->add_flag("--jitter,!--no-jitter", o.jitter, "Alignment jitter (needs landmarks in the index)");
     s->add_flag("--flip,!--no-flip", o.flip, "Horizontal flips");
     s->add_option("--workers", o.workers, "Loader threads")->capture_default_str()->check(CLI::PositiveNumber);
+    s->add_option("--max-bad-fraction", o.max_bad_fraction,
+                  "Share of the face PNGs that may be unreadable (each is reported and skipped) before the run fails")
+        ->capture_default_str()->check(CLI::Range(0.0, 1.0));
     // optimisation
     s->add_option("--optimizer", typed_flag(*f, "optimizer"), "adamw or sgd")
         ->check(CLI::IsMember({"adamw", "sgd"}))

@@ -58,6 +58,7 @@ FrameScores score_frames(ImageClassifier& net, const ModelConfig& config, const 
   lo.compressions = o.compressions;
   lo.batch_size = o.batch;
   lo.workers = std::max(1, o.workers);
+  lo.max_bad_fraction = o.max_bad_fraction;
   lo.shuffle = false;
   lo.drop_last = false;
   lo.augment = false;
@@ -338,6 +339,7 @@ EvalReport evaluate(ImageClassifier& net, const ModelConfig& config, const io::F
              join(o.methods), ", compressions ", join(o.compressions));
   so.batch = o.batch;
   so.workers = o.workers;
+  so.max_bad_fraction = o.max_bad_fraction;
   so.dtype = dtype;
   so.seed = o.seed;
 

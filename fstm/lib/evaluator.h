@@ -29,6 +29,7 @@ struct ScoreOptions {
   DType dtype = DType::f32;
   Perturbation perturbation;
   uint64_t seed = 0;               // for the random perturbations (block, noise), per frame
+  double max_bad_fraction = io::kDefaultMaxBadFraction;  // unreadable PNGs allowed (io/loader.h)
   std::string progress_label;      // empty: no progress bar
 };
 
@@ -90,6 +91,7 @@ struct EvalOptions {
   int threads = 0;                         // 0: the default
   std::string dtype = "f32";
   uint64_t seed = 0;
+  double max_bad_fraction = io::kDefaultMaxBadFraction;
   bool progress = true;
 };
 

@@ -76,7 +76,8 @@ namespace {
 // The parts of a run's settings that decide its weights at a given step. max_steps only says where
 // the run stops (resuming is exact), and the index is compared by content, not by path.
 nlohmann::json comparable_config(nlohmann::json config) {
-  for (const char* key : {"threads", "workers", "checkpoint_every", "max_steps", "out", "data"}) config.erase(key);
+  for (const char* key : {"threads", "workers", "checkpoint_every", "max_steps", "out", "data", "max_bad_fraction"})
+    config.erase(key);
   // Settings added later compare equal to their absence in older runs' config.json when at their default.
   if (config.value("nondeterministic_algorithms", false) == false) config.erase("nondeterministic_algorithms");
   return config;

@@ -61,7 +61,7 @@ void from_json(const nlohmann::json& j, std::optional<Balance>& v) {
   X(balance) X(augment) X(photometric) X(jitter) X(flip) X(workers) X(optimizer) X(lr) X(weight_decay)          \
   X(momentum) X(nesterov) X(schedule) X(warmup_epochs) X(step_epochs) X(gamma) X(min_lr) X(batch) X(epochs)     \
   X(val_batch) X(l_src) X(l_tgt) X(l_int) X(int_bound) X(fst_head) X(fst_hidden) X(seed) X(threads) X(device)  \
-  X(nondeterministic_algorithms) X(max_steps) X(checkpoint_every)
+  X(nondeterministic_algorithms) X(max_steps) X(checkpoint_every) X(max_bad_fraction)
 
 nlohmann::json train_options_json(const TrainOptions& o) {
   nlohmann::json j;
@@ -100,7 +100,7 @@ nlohmann::json EpochMetrics::to_json() const {
   auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
   nlohmann::json j = {{"epoch", epoch},       {"step", step},       {"lr", lr},
                       {"loss", num(loss)},    {"losses", losses},   {"train_acc", num(train_acc)},
-                      {"seconds", seconds},   {"images_per_s", images_per_s}};
+                      {"seconds", seconds},   {"images_per_s", images_per_s}, {"bad_files", bad_files}};
   if (val_frames > 0) {
     j["val_frames"] = val_frames;
     j["val_acc"] = num(val_acc);
@@ -190,6 +190,10 @@ class Trainer {
       start_fresh();
     }
     loop();
+    // The two splits' frames are disjoint: unreadable training PNGs plus the validation's.
+    result_.bad_files = loader_->bad_files() + val_bad_files_;
+    if (result_.bad_files > 0)
+      log(detail::concat("warning: ", result_.bad_files, " unreadable face images were skipped (each reported above)"));
     return result_;
   }
 
@@ -262,6 +266,7 @@ class Trainer {
     if (!o_.flip) lo.augment_options.flip_p = 0.0f;
     lo.size = o_.size;
     lo.device = device_;
+    lo.max_bad_fraction = o_.max_bad_fraction;
     try {
       loader_ = std::make_unique<io::DataLoader>(index_, lo);
     } catch (const Error& e) {
@@ -530,6 +535,7 @@ class Trainer {
       validate(m);
       score = config_.detects() ? (std::isnan(m.val_auc) ? m.val_acc : m.val_auc) : m.val_acc;
     }
+    m.bad_files = loader_->bad_files() + val_bad_files_;
     append_metrics_line(m.to_json().dump());
     const bool better = !std::isnan(score) && (std::isnan(state_.best) || score > state_.best);
     state_.epoch = e + 1;
@@ -568,8 +574,10 @@ class Trainer {
     so.compressions = o_.compressions;
     so.batch = o_.val_batch;
     so.workers = o_.workers;
+    so.max_bad_fraction = o_.max_bad_fraction;
     so.progress_label = o_.progress ? "validation" : "";
     const FrameScores scores = score_frames(*net_, config_, index_, so);
+    val_bad_files_ = std::max(val_bad_files_, scores.bad_files);
     FSTM_CHECK(scores.non_finite == 0, "training diverged: after epoch ", m.epoch, " the model gives non-finite logits for ",
                scores.non_finite, " of ", scores.frames.size(), " validation frames; ",
                fs::exists(paths_.last) ? paths_.last + " keeps the last good state" : std::string("no checkpoint was written yet"),
@@ -647,6 +655,7 @@ class Trainer {
   float last_lr_ = 0;
   TrainerState state_;
   TrainResult result_;
+  int64_t val_bad_files_ = 0;  // unreadable validation PNGs (the most any validation met)
   struct {
     std::string dir, last, best, config, metrics;
   } paths_;

@@ -65,6 +65,7 @@ struct TrainOptions {
   bool augment = true;                     // false turns every augmentation off
   bool photometric = true, jitter = true, flip = true;
   int workers = 2;
+  double max_bad_fraction = io::kDefaultMaxBadFraction;  // unreadable face PNGs allowed (io/loader.h)
 
   // optimisation (defaults: the authors' configs)
   OptimizerKind optimizer = OptimizerKind::adamw;
@@ -117,6 +118,7 @@ struct EpochMetrics {
   std::map<std::string, double> losses;
   int64_t val_frames = 0;
   double val_acc = 0, val_auc = 0;  // NaN when not measured
+  int64_t bad_files = 0;            // unreadable face PNGs met so far in this process (skipped)
   nlohmann::json to_json() const;
 };
 
@@ -127,6 +129,7 @@ struct TrainResult {
   double best_score = 0;             // NaN when no validation happened
   int stopped_by_signal = 0;         // the signal number when options.stop ended the run
   bool stopped_at_max_steps = false;
+  int64_t bad_files = 0;             // unreadable face PNGs met (each reported once, replaced)
   std::vector<EpochMetrics> epochs;  // the epochs run by this call
 };
 
