@@ -87,8 +87,15 @@ std::string reason(int code) {
 void set_yuv_to_rgb_details(SwsContext* sws, const AVFrame* f) {
   const AVPixFmtDescriptor* d = av_pix_fmt_desc_get(AVPixelFormat(f->format));
   if (!d || (d->flags & AV_PIX_FMT_FLAG_RGB) || d->nb_components < 3) return;
-  const int space = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : int(f->colorspace);
-  const int src_full = f->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
+  // The tags come from the file: FFmpeg stores whatever number the bitstream holds in its enum
+  // fields (a fuzzed file gave colorspace 66), and loading such a value as the enum is undefined
+  // behaviour. Read the bytes as int and keep only the values the enums define.
+  static_assert(sizeof(AVColorSpace) == sizeof(int) && sizeof(AVColorRange) == sizeof(int));
+  int space = 0, range = 0;
+  std::memcpy(&space, &f->colorspace, sizeof space);
+  std::memcpy(&range, &f->color_range, sizeof range);
+  if (space <= 0 || space >= int(AVCOL_SPC_NB) || space == int(AVCOL_SPC_UNSPECIFIED)) space = SWS_CS_DEFAULT;
+  const int src_full = range == int(AVCOL_RANGE_JPEG) ? 1 : 0;
   int* inv_table = nullptr;
   int* table = nullptr;
   int src_range = 0, dst_range = 0, brightness = 0, contrast = 0, saturation = 0;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 
+#include "io/limits.h"
 #include "tensor/error.h"
 
 namespace fstm::fuzz {
@@ -40,6 +41,24 @@ inline std::string write_input(const uint8_t* data, size_t size, const std::stri
   const std::string path = scratch_dir() + "/" + name;
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), std::streamsize(size));
   return path;
+}
+
+// Smaller input limits than fstm's defaults (io/limits.h), set once per process: the fuzzer then
+// meets the limit checks often, and does not spend its time decoding 100-megapixel images.
+// (Not in the unit suite, whose other tests share the process and its limits.)
+inline void fuzzing_limits() {
+#ifdef FSTM_FUZZ_NO_ENTRY
+  return;
+#endif
+  static const bool set = [] {
+    io::InputLimits l;
+    l.max_image_pixels = 1 << 20;
+    l.max_video_pixels = 1 << 20;
+    l.max_video_frames = 10000;
+    io::set_input_limits(l);
+    return true;
+  }();
+  (void)set;
 }
 
 // Runs a parser; fstm::Error (a clear refusal) is fine, anything else propagates to libFuzzer.

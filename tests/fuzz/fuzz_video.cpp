@@ -4,6 +4,7 @@
 #include "io/video.h"
 
 void fstm::fuzz::video(const uint8_t* data, size_t size) {
+  fstm::fuzz::fuzzing_limits();
   const std::string path = fstm::fuzz::write_input(data, size, "video.mp4");
   fstm::fuzz::expect_clean([&] {
     fstm::io::VideoReader reader(path);
