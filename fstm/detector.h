@@ -38,6 +38,10 @@ struct VideoScore {
   int64_t frame_count = 0;
 };
 
+// Thread safety: one Detector may be called from several threads at once; the forward passes
+// take turns on its one compiled plan. Bad input throws fstm::Error: a face whose pixel buffer does
+// not match its size, a video that cannot be read or shows no face. (Pixels are 8-bit, so there is
+// no NaN or infinite input to check.)
 class Detector {
  public:
   // Throws fstm::Error naming the file when it is not a det or fst checkpoint.

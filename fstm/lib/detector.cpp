@@ -13,7 +13,11 @@ namespace fstm {
 struct Detector::Impl {
   LoadedModel model;
   DetectorOptions options;
+  // One compiled plan and its buffers serve every call: run_mu makes concurrent calls take turns
+  // on it (each call's own decoding, alignment and batching run in parallel).
   std::unique_ptr<InferencePlan> plan;           // compiled for `options.batch` faces
+  std::mutex run_mu;
+  std::once_flag detector_once;
   std::unique_ptr<io::FaceDetector> detector;    // created on first use (loads dlib's model)
 
   io::AlignOptions alignment() const {
@@ -23,8 +27,8 @@ struct Detector::Impl {
     return a;
   }
 
-  io::FaceDetector& faces() {
-    if (!detector) detector = std::make_unique<io::FaceDetector>();
+  io::FaceDetector& faces() {  // FaceDetector is safe to share between threads (io/face.h)
+    std::call_once(detector_once, [this] { detector = std::make_unique<io::FaceDetector>(); });
     return *detector;
   }
 
@@ -73,6 +77,12 @@ std::vector<float> Detector::score_faces(const std::vector<io::Image>& faces) {
   const int S = impl_->model.input_size, B = impl_->options.batch;
   std::vector<float> out;
   out.reserve(faces.size());
+  for (size_t i = 0; i < faces.size(); ++i) {  // an Image a caller filled by hand may not add up
+    const io::Image& f = faces[i];
+    FSTM_CHECK(f.width > 0 && f.height > 0 && f.rgb.size() == size_t(f.width) * size_t(f.height) * 3,
+               "Detector: face ", i, " is ", f.width, "x", f.height, " with ", f.rgb.size(), " bytes of RGB (",
+               size_t(std::max(f.width, 0)) * size_t(std::max(f.height, 0)) * 3, " expected)");
+  }
   Tensor batch = Tensor::zeros(Shape{B, S, S, 3});
   for (size_t start = 0; start < faces.size(); start += size_t(B)) {
     const size_t n = std::min(faces.size() - start, size_t(B));
@@ -81,7 +91,11 @@ std::vector<float> Detector::score_faces(const std::vector<io::Image>& faces) {
       const io::Image sized = (f.width == S && f.height == S) ? f : io::resize_bilinear(f, S, S);
       io::image_into_batch(sized, impl_->model.normalization, batch, int64_t(i));
     }
-    const Tensor probs = ops::softmax(impl_->plan->run(batch.to(impl_->model.net->device())).to(Device::cpu()));
+    Tensor probs;
+    {
+      std::lock_guard<std::mutex> lock(impl_->run_mu);
+      probs = ops::softmax(impl_->plan->run(batch.to(impl_->model.net->device())).to(Device::cpu()));
+    }
     const float* p = probs.data<float>();
     for (size_t i = 0; i < n; ++i) out.push_back(p[i * 2 + 1]);  // class 1 = fake
   }
