@@ -70,7 +70,7 @@ struct DataLoader::State {
   std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> orders;  // epoch -> frames
   int64_t next_fill = 0, next_deliver = 0;
   bool end_signalled = true;  // no end-of-epoch false before the first batch
-  bool stop = false;
+  std::atomic<bool> stop{false};  // also read by workers mid-batch without the mutex (fill)
   uint64_t generation = 0;
   int lent = -1;
   std::vector<std::thread> workers;

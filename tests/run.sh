@@ -5,10 +5,12 @@
 #   2. configure build/ with every option this script relies on named explicitly (a cached OFF from
 #      the demo or from a user's own configure must not survive), build, run the whole suite;
 #   3. the unit tests again under AddressSanitizer + UBSan;
-#   4. the libFuzzer targets (tests/fuzz/run.sh): each one's regression inputs, then 30 s of fuzzing.
+#   4. the threaded parts (Detector, loader, face detector) under ThreadSanitizer (tests/tsan.sh);
+#   5. the libFuzzer targets (tests/fuzz/run.sh): each one's regression inputs, then 25 s of fuzzing.
 # Every phase must run at least one test and as many as it registered; the closing line states
 # the counts, and is printed only when all of that held.
-#   FSTM_SKIP_DEMO=1   skip step 1        FSTM_SKIP_ASAN=1   skip step 3     FSTM_SKIP_FUZZ=1   skip step 4
+#   FSTM_SKIP_DEMO=1   skip step 1    FSTM_SKIP_ASAN=1   skip step 3    FSTM_SKIP_TSAN=1   skip step 4
+#   FSTM_SKIP_FUZZ=1   skip step 5
 #   FSTM_JOBS=N        build parallelism (default: number of cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,15 +56,24 @@ if [[ "${FSTM_SKIP_ASAN:-0}" != 1 ]]; then
   asan=$(python3 tests/tools/summarise_tests.py gtest "$logs/asan.json" --log "$logs/asan.log")
 fi
 
+tsan="not run (FSTM_SKIP_TSAN=1)"
+if [[ "${FSTM_SKIP_TSAN:-0}" != 1 ]]; then
+  echo "== threaded parts under ThreadSanitizer"
+  FSTM_JOBS=$jobs bash tests/tsan.sh --build build-tsan --gtest_output="json:$PWD/$logs/tsan.json" | tee "$logs/tsan.log"
+  tsan=$(python3 tests/tools/summarise_tests.py gtest "$logs/tsan.json" --log "$logs/tsan.log")
+fi
+
 fuzz="not run (FSTM_SKIP_FUZZ=1)"
 if [[ "${FSTM_SKIP_FUZZ:-0}" != 1 ]]; then
-  echo "== fuzz targets (libFuzzer + ASan/UBSan): regression inputs, then 30 s each"
-  FSTM_JOBS=$jobs bash tests/fuzz/run.sh --seconds "${FSTM_FUZZ_SECONDS:-30}" --build build-fuzz \
+  echo "== fuzz targets (libFuzzer + ASan/UBSan): regression inputs, then 25 s each"
+  FSTM_JOBS=$jobs bash tests/fuzz/run.sh --seconds "${FSTM_FUZZ_SECONDS:-25}" --build build-fuzz \
     --table "$logs/fuzz.md" || die "a fuzz target failed (table above; inputs under build-fuzz/artifacts/)"
   fuzz="$(grep -c '| ok |' "$logs/fuzz.md") targets clean"
 fi
 
-echo "== Release suite: $release; ASan/UBSan unit tests: $asan; fuzzing: $fuzz; $(( $(date +%s) - start )) s"
+echo "== Release suite: $release; ASan/UBSan unit tests: $asan; TSan: $tsan; fuzzing: $fuzz;" \
+  "$(( $(date +%s) - start )) s"
 phases=("$logs/ctest.xml")
 [[ "${FSTM_SKIP_ASAN:-0}" != 1 ]] && phases+=("$logs/asan.json")
+[[ "${FSTM_SKIP_TSAN:-0}" != 1 ]] && phases+=("$logs/tsan.json")
 python3 tests/tools/summarise_tests.py total "${phases[@]}"
