@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "io/fs.h"
 #include "tensor/error.h"
 
 namespace fstm::io {
@@ -94,6 +95,8 @@ ExtractReport extract_faces(const ExtractOptions& o) {
 
   const ScanResult scan = scan_ffpp(o.data, o.scan);
   FSTM_CHECK(!scan.videos.empty(), o.data, ": no videos found for the chosen methods and compressions");
+  // A run killed earlier in this folder left temporary files of the PNGs it was writing.
+  if (fs::is_directory(o.out)) remove_stale_temp_files(o.out, /*recursive=*/true);
   FSTM_CHECK(o.max_bad_fraction >= 0 && o.max_bad_fraction <= 1, "extract: max_bad_fraction ", o.max_bad_fraction,
              " is not in [0, 1]");
   LandmarkMap given;

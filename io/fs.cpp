@@ -80,10 +80,14 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-int remove_stale_temp_files(const std::string& dir) {
+int remove_stale_temp_files(const std::string& dir, bool recursive) {
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (recursive && entry.is_directory(ec) && !entry.is_symlink(ec)) {
+      removed += remove_stale_temp_files(entry.path().string(), true);
+      continue;
+    }
     const std::string name = entry.path().filename().string();
     const size_t tmp = name.rfind(".tmp.");
     if (name.empty() || name[0] != '.' || tmp == std::string::npos) continue;

@@ -56,8 +56,9 @@ inline void write_file_atomic(const std::string& path, const std::vector<uint8_t
 
 // Removes the temporary files that AtomicFileWriter left in `dir` when its process was killed
 // (".<name>.tmp.<pid>.<n>" whose pid no longer runs); a live writer's file is kept. Returns how
-// many it removed. A long job calls it when it starts or resumes in its output folder.
-int remove_stale_temp_files(const std::string& dir);
+// many it removed. A long job calls it when it starts or resumes in its output folder (with
+// `recursive`, in every folder below it too).
+int remove_stale_temp_files(const std::string& dir, bool recursive = false);
 
 // Creates the directory and its parents (like mkdir -p). Throws naming the path when it cannot,
 // or when the path exists and is not a directory.

@@ -6,6 +6,7 @@
 
 #include "io/face.h"
 #include "io/fs.h"
+#include "io/json_file.h"
 
 #include <algorithm>
 #include <atomic>
@@ -334,14 +335,27 @@ const char* artifact_description(SynthMethod m) {
   return "";
 }
 
-// Refuses to overwrite anything but a previous synthetic dataset.
+// True when `out` holds a synth.json that says the run writing it never finished.
+bool interrupted_synth(const fs::path& out) {
+  try {
+    return !read_json_file((out / "synth.json").string(), "synth.json").value("complete", true);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// Refuses to overwrite anything but a previous synthetic dataset. A dataset whose writing was
+// interrupted (synth.json says "complete": false) is replaced without --force: it is ours and
+// unusable as it is.
 void prepare_out_dir(const fs::path& out, bool replace) {
   static const char* ours[] = {"original_sequences", "manipulated_sequences", "splits", "ldm.json", "synth.json"};
   std::error_code ec;
   if (fs::exists(out, ec)) {
     FSTM_CHECK(fs::is_directory(out, ec), out.string(), ": exists and is not a directory");
     if (!fs::is_empty(out, ec)) {
-      FSTM_CHECK(replace, out.string(), ": directory is not empty (pass --force to replace a previous synthetic dataset)");
+      const bool interrupted = interrupted_synth(out);
+      FSTM_CHECK(replace || interrupted, out.string(),
+                 ": directory is not empty (pass --force to replace a previous synthetic dataset)");
       FSTM_CHECK(fs::exists(out / "synth.json"), out.string(),
                  ": not a synthetic dataset (no synth.json); refusing to delete anything there");
       for (const char* name : ours) fs::remove_all(out / name, ec);
@@ -349,6 +363,8 @@ void prepare_out_dir(const fs::path& out, bool replace) {
   }
   fs::create_directories(out, ec);
   FSTM_CHECK(!ec, out.string(), ": cannot create directory (", ec.message(), ")");
+  // Written first, so that a run killed at any point leaves a folder the next run knows as its own.
+  write_file_atomic((out / "synth.json").string(), std::string("{\"generator\": \"fstm synth\", \"complete\": false}\n"));
 }
 
 }  // namespace
@@ -469,6 +485,7 @@ SynthSummary write_synth_dataset(const SynthOptions& options, const std::string&
       "every identity is the source of one fake per method; its target is another identity of its split, a "
       "different one for each method where the split has enough identities (io/synth.h: SynthSplits)";
   meta["labels"] = "real NNN: det 0, source NNN, target NNN; fake A_B: det 1, source A (the video), target B (the donor)";
+  meta["complete"] = true;  // written last: every video and file above is in place
   write_file_atomic((out / "synth.json").string(), meta.dump(2) + "\n");
 
   SynthSummary s;

@@ -1,4 +1,4 @@
-"""Kill anywhere, resume to the same result: `fstm train` killed with SIGKILL 20 times at random
+"""Kill anywhere, resume to the same result. `fstm train` killed with SIGKILL 20 times at random
 moments and resumed with --resume each time ends with last.safetensors and best.safetensors whose
 every tensor is bit-identical to an uninterrupted run's (CPU, deterministic path, same threads).
 
@@ -8,6 +8,10 @@ write of io/fs.h must leave the previous checkpoint whole); just after it append
 metrics line (validation done, the epoch's checkpoint not yet written, so the resumed run redoes
 the epoch end and must not list it twice). After every kill, last.safetensors, when it exists,
 reads completely; temporary files a kill left are removed by the next run.
+
+Then `fstm synth`, `fstm extract` and `fstm demo --quick`, each killed 3 times at random moments
+and rerun with the same command: every file synth writes, every face PNG, the demo's four models
+and its cached results are byte-identical to an uninterrupted run's.
 """
 import json
 import os
@@ -151,6 +155,83 @@ def main():
     epochs = [json.loads(l)["epoch"] for l in open(os.path.join(run, "metrics.jsonl")) if l.strip()]
     ok("metrics.jsonl has every epoch once", epochs == list(range(1, 11)), str(epochs))
     ok("no temporary file is left", not temp_files(run), str(temp_files(run)))
+
+    # ---- synth, extract, demo: killed 3 times each, rerun with the same command -----------------
+    def killed_then_finished(cmd, kills, seconds):
+        """Runs cmd, kills it `kills` times at random moments within `seconds`, then lets it finish."""
+        landed = 0
+        for _ in range(kills):
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            try:
+                proc.wait(timeout=rng.uniform(0.15, 0.8) * seconds)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                landed += 1
+            proc.wait()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        return r, landed
+
+    def tree_bytes(root, skip=()):
+        out = {}
+        for d, _, files in os.walk(root):
+            for f in files:
+                rel = os.path.relpath(os.path.join(d, f), root)
+                if not rel.startswith(skip):
+                    with open(os.path.join(d, f), "rb") as fh:
+                        out[rel] = fh.read()
+        return out
+
+    def timed(cmd):
+        t0 = time.time()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        return r, time.time() - t0
+
+    synth = lambda out: [a.fstm, "synth", "--out", out, "--identities", 8, "--frames", 6, "--seed", 2,  # noqa: E731
+                         "--threads", 2, "--quiet"]
+    ref_data, data = os.path.join(a.work, "synth_ref"), os.path.join(a.work, "synth_killed")
+    for d in (ref_data, data):
+        shutil.rmtree(d, ignore_errors=True)
+    r, seconds = timed([str(c) for c in synth(ref_data)])
+    ok("synth: the reference run", r.returncode == 0, r.stderr[-1500:])
+    r, landed = killed_then_finished([str(c) for c in synth(data)], 3, seconds)
+    ok(f"synth: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2, r.stderr[-1500:])
+    want, got = tree_bytes(ref_data), tree_bytes(data)
+    ok(f"synth: all {len(want)} files byte-identical to the uninterrupted run",
+       got.keys() == want.keys() and all(got[k] == want[k] for k in want),
+       str(sorted(set(got) ^ set(want))[:5] or [k for k in want if got[k] != want[k]][:5]))
+
+    extract = lambda out: [a.fstm, "extract", "--data", ref_data, "--out", out, "--frames", 3, "--size", 48,  # noqa: E731
+                           "--landmarks", os.path.join(ref_data, "ldm.json"), "--jobs", 2]
+    ref_faces, faces = os.path.join(a.work, "faces_ref"), os.path.join(a.work, "faces_killed")
+    for d in (ref_faces, faces):
+        shutil.rmtree(d, ignore_errors=True)
+    r, seconds = timed([str(c) for c in extract(ref_faces)])
+    ok("extract: the reference run", r.returncode == 0, r.stderr[-1500:])
+    r, landed = killed_then_finished([str(c) for c in extract(faces)], 3, seconds)
+    ok(f"extract: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2, r.stderr[-1500:])
+    want, got = tree_bytes(ref_faces, skip=("index.json",)), tree_bytes(faces, skip=("index.json",))
+    ok(f"extract: all {len(want)} face files byte-identical, no temporary file left",
+       got.keys() == want.keys() and all(got[k] == want[k] for k in want),
+       str(sorted(set(got) ^ set(want))[:5] or [k for k in want if got[k] != want[k]][:5]))
+    strip = lambda ix: {k: v for k, v in ix.items() if k != "root"}  # noqa: E731
+    ok("extract: the index lists the same faces",
+       strip(json.load(open(os.path.join(faces, "index.json")))) ==
+       strip(json.load(open(os.path.join(ref_faces, "index.json")))))
+
+    demo = lambda out: [a.fstm, "demo", "--quick", "--out", out]  # noqa: E731
+    ref_demo, dem = os.path.join(a.work, "demo_ref"), os.path.join(a.work, "demo_killed")
+    for d in (ref_demo, dem):
+        shutil.rmtree(d, ignore_errors=True)
+    r, seconds = timed([str(c) for c in demo(ref_demo)])
+    ok("demo: the reference run", r.returncode == 0, r.stderr[-1500:])
+    r, landed = killed_then_finished([str(c) for c in demo(dem)], 3, seconds)
+    ok(f"demo: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2, r.stderr[-1500:])
+    for model in ("det", "fst", "source", "target"):
+        got_t, want_t = (tensors_of(os.path.join(d, "runs", model, "last.safetensors"))[0] for d in (dem, ref_demo))
+        ok(f"demo: the {model} model's tensors bit-identical", got_t == want_t)
+    for name in sorted(os.listdir(os.path.join(ref_demo, "cache"))):
+        got_v, want_v = (json.load(open(os.path.join(d, "cache", name)))["value"] for d in (dem, ref_demo))
+        ok(f"demo: {name} identical", got_v == want_v)
     return checker.finish()
 
 
