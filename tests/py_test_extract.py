@@ -139,7 +139,8 @@ def main():
     check(ix["format"] == "fstm-face-index", "index format")
     check(ix["identities"] == ["000", "001", "002", "003"], f"identities {ix['identities']}")
     check(ix["identity_splits"] == {"train": [0, 2], "test": [2, 4]}, f"identity splits {ix['identity_splits']}")
-    check(ix["counts"] == {"videos": 5, "frames": 10, "skipped_videos": 1, "skipped_frames": 0}, f"counts {ix['counts']}")
+    check(ix["counts"] == {"videos": 5, "frames": 10, "skipped_videos": 1, "skipped_frames": 0, "skipped_landmarks": 0,
+                          "without_ground_truth": 0}, f"counts {ix['counts']}")
     check(any("003_002.mp4" in s["path"] for s in ix["skipped"]), "the skipped video is listed")
     by_id = {v["video_id"]: v for v in ix["videos"]}
     for rel, (v, det, s, t) in videos.items():

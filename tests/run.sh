@@ -4,7 +4,9 @@
 #      first command does), so that step 2 is checked to turn them back on;
 #   2. configure build/ with every option this script relies on named explicitly (a cached OFF from
 #      the demo or from a user's own configure must not survive), build, run the whole suite;
-#   3. the unit tests again under AddressSanitizer + UBSan;
+#   3. the unit tests again under AddressSanitizer + UBSan + LeakSanitizer, and the end-to-end tests
+#      that feed the ASan-built fstm bad input (the quick demo, predict, extract, train, full disks,
+#      a corrupt dataset);
 #   4. the threaded parts (Detector, loader, face detector) under ThreadSanitizer (tests/tsan.sh);
 #   5. the libFuzzer targets (tests/fuzz/run.sh): each one's regression inputs, then 25 s of fuzzing.
 # Every phase must run at least one test and as many as it registered; the closing line states
@@ -49,11 +51,17 @@ if [[ "${FSTM_SKIP_ASAN:-0}" != 1 ]]; then
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSTM_SANITIZE=ON -DFSTM_CUDA=OFF \
     -DFSTM_BUILD_TESTS=ON -DFSTM_BUILD_BENCH=OFF -DFSTM_REQUIRE_ALL=OFF -DFSTM_NATIVE=OFF
   cmake --build build-asan -j "$jobs" --target fstm_tests fstm  # CLI tests run the fstm program
-  # Slow end-to-end cases are covered by the Release run above.
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    build-asan/tests/fstm_tests --gtest_filter="${FSTM_ASAN_FILTER:--*Slow*}" \
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # Of the slow cases only the quick demo (the whole pipeline, twice); compare's and the
+  # pipeline's are covered by the Release run above.
+  build-asan/tests/fstm_tests --gtest_filter="${FSTM_ASAN_FILTER:--CompareCommand.QuickSlow:Pipeline.*Slow}" \
     --gtest_output="json:$PWD/$logs/asan.json" | tee "$logs/asan.log"
   asan=$(python3 tests/tools/summarise_tests.py gtest "$logs/asan.json" --log "$logs/asan.log")
+  cli='^py_test_(predict|extract|train_cli|full_disk|corrupt_dataset)$'
+  ctest --test-dir build-asan -R "$cli" -j "$jobs" --output-on-failure --no-tests=error --timeout 1500 \
+    --output-junit "$PWD/$logs/asan-cli.xml" | tee "$logs/asan-cli.log"
+  asan="$asan; end to end: $(python3 tests/tools/summarise_tests.py ctest "$logs/asan-cli.xml" --expect 5)"
+  unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
 tsan="not run (FSTM_SKIP_TSAN=1)"
@@ -74,6 +82,6 @@ fi
 echo "== Release suite: $release; ASan/UBSan unit tests: $asan; TSan: $tsan; fuzzing: $fuzz;" \
   "$(( $(date +%s) - start )) s"
 phases=("$logs/ctest.xml")
-[[ "${FSTM_SKIP_ASAN:-0}" != 1 ]] && phases+=("$logs/asan.json")
+[[ "${FSTM_SKIP_ASAN:-0}" != 1 ]] && phases+=("$logs/asan.json" "$logs/asan-cli.xml")
 [[ "${FSTM_SKIP_TSAN:-0}" != 1 ]] && phases+=("$logs/tsan.json")
 python3 tests/tools/summarise_tests.py total "${phases[@]}"
