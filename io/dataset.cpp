@@ -1,6 +1,7 @@
 #include "io/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,34 @@ std::string id_text(const json& v, const std::string& file) {
 }
 
 json read_json(const std::string& path, const char* what) { return read_json_file(path, what); }
+
+// A JSON number as the type fstm stores, refusing what would not fit: nlohmann converts 5.6e64 to
+// an int with a plain cast, which is undefined behaviour (found by tests/fuzz/fuzz_face_index).
+int64_t int_of(const json& v, const char* key) {
+  FSTM_CHECK(v.is_number_integer() && (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t(INT64_MAX)), "\"",
+             key, "\" must be an integer, not ", v.dump());
+  return v.get<int64_t>();
+}
+int int32_of(const json& v, const char* key) {
+  const int64_t x = int_of(v, key);
+  FSTM_CHECK(x >= INT32_MIN && x <= INT32_MAX, "\"", key, "\" is out of range: ", x);
+  return int(x);
+}
+double double_of(const json& v, const char* key) {
+  FSTM_CHECK(v.is_number() && std::isfinite(v.get<double>()) && std::abs(v.get<double>()) < 1e30, "\"", key,
+             "\" must be a finite number, not ", v.dump());
+  return v.get<double>();
+}
+// Optional fields of an object.
+int int32_field(const json& o, const char* key, int fallback) {
+  return o.contains(key) ? int32_of(o.at(key), key) : fallback;
+}
+int64_t int_field(const json& o, const char* key, int64_t fallback) {
+  return o.contains(key) ? int_of(o.at(key), key) : fallback;
+}
+double double_field(const json& o, const char* key, double fallback) {
+  return o.contains(key) ? double_of(o.at(key), key) : fallback;
+}
 
 std::string pair_key(const std::string& a, const std::string& b) { return a < b ? a + "|" + b : b + "|" + a; }
 
@@ -293,22 +322,22 @@ FaceIndex FaceIndex::load(const std::string& path) {
     const json& s = j.at("settings");
     IndexSettings& st = ix.settings;
     st.data = s.value("data", "");
-    st.frames = s.value("frames", 32);
-    st.size = s.value("size", 224);
+    st.frames = int32_field(s, "frames", 32);
+    st.size = int32_field(s, "size", 224);
     st.align = s.value("align", "landmarks");
-    st.scale = s.value("scale", 0.9f);
-    st.face_width = s.value("face_width", 80.0f);
-    st.context = s.value("context", 1.0f);
-    st.box_enlarge = s.value("box_enlarge", 1.3f);
-    st.upsample = s.value("upsample", 1);
-    st.detect_size = s.value("detect_size", 0);
+    st.scale = float(double_field(s, "scale", 0.9));
+    st.face_width = float(double_field(s, "face_width", 80.0));
+    st.context = float(double_field(s, "context", 1.0));
+    st.box_enlarge = float(double_field(s, "box_enlarge", 1.3));
+    st.upsample = int32_field(s, "upsample", 1);
+    st.detect_size = int32_field(s, "detect_size", 0);
     st.landmarks = s.value("landmarks", "");
     st.methods = s.value("methods", std::vector<std::string>{});
     st.compressions = s.value("compressions", std::vector<std::string>{});
     ix.identities = j.at("identities").get<std::vector<std::string>>();
     const json ranges = j.value("identity_splits", json::object());  // kept alive for the loop
     for (const auto& [split, range] : ranges.items())
-      ix.identity_splits[split] = {range.at(0).get<int>(), range.at(1).get<int>()};
+      ix.identity_splits[split] = {int32_of(range.at(0), "identity_splits"), int32_of(range.at(1), "identity_splits")};
     for (const json& v : j.at("videos")) {
       IndexVideo iv;
       iv.video = v.at("video").get<std::string>();
@@ -316,14 +345,14 @@ FaceIndex FaceIndex::load(const std::string& path) {
       iv.method = v.at("method").get<std::string>();
       iv.compression = parse_compression(v.at("compression").get<std::string>());
       iv.split = v.value("split", "");
-      iv.det = v.at("det").get<int>();
-      iv.source = v.at("source").get<int>();
-      iv.target = v.at("target").get<int>();
+      iv.det = int32_of(v.at("det"), "det");
+      iv.source = int32_of(v.at("source"), "source");
+      iv.target = int32_of(v.at("target"), "target");
       iv.source_id = v.value("source_id", "");
       iv.target_id = v.value("target_id", "");
       iv.target_visible = v.value("target_visible", method_shows_target_identity(iv.method));
-      iv.frame_count = v.value("frame_count", int64_t(0));
-      iv.fps = v.value("fps", 0.0);
+      iv.frame_count = int_field(v, "frame_count", 0);
+      iv.fps = double_field(v, "fps", 0.0);
       FSTM_CHECK(iv.det == 0 || iv.det == 1, "video ", iv.video, ": det ", iv.det, " is not 0 or 1");
       FSTM_CHECK(iv.source >= 0 && iv.source < int(ix.identities.size()) && iv.target >= 0 &&
                      iv.target < int(ix.identities.size()),
@@ -333,12 +362,13 @@ FaceIndex FaceIndex::load(const std::string& path) {
       for (const json& f : v.at("frames")) {
         IndexFrame fr;
         fr.video = vi;
-        fr.frame = f.at("frame").get<int64_t>();
+        fr.frame = int_of(f.at("frame"), "frame");
         fr.png = f.at("png").get<std::string>();
         if (f.contains("points")) {
           const json& pts = f["points"];
           FSTM_CHECK(pts.is_array() && pts.size() == 5, "frame ", fr.png, ": \"points\" must be 5 [x, y]");
-          for (int i = 0; i < 5; ++i) fr.points[size_t(i)] = {pts[size_t(i)].at(0).get<float>(), pts[size_t(i)].at(1).get<float>()};
+          for (size_t i = 0; i < 5; ++i)
+            fr.points[i] = {float(double_of(pts[i].at(0), "points")), float(double_of(pts[i].at(1), "points"))};
           fr.has_points = true;
         }
         fr.mask_png = f.value("mask_png", "");
@@ -349,7 +379,7 @@ FaceIndex FaceIndex::load(const std::string& path) {
     }
     for (const json& s2 : j.value("skipped", json::array()))
       ix.skipped.push_back(
-          {s2.value("path", ""), s2.value("frame", int64_t(-1)), s2.value("reason", ""), s2.value("kind", "")});
+          {s2.value("path", ""), int_field(s2, "frame", -1), s2.value("reason", ""), s2.value("kind", "")});
   } catch (const json::exception& e) {
     throw Error(detail::concat(path, ": malformed index (", e.what(), ")"));
   } catch (const Error& e) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -19,6 +20,13 @@
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_MAX_DIMENSIONS (1 << 20)
+// stb allocates its JPEG decoder state with malloc and reads the Huffman tables a scan names even
+// when no DHT segment defined them: garbage tables sent a symbol index to -987 (tests/fuzz,
+// regressions/image/jpeg_scan_names_an_undefined_table). Zeroed memory makes such a table empty,
+// and stb then reports a bad code instead of reading outside its arrays.
+#define STBI_MALLOC(size) std::calloc(1, (size))
+#define STBI_REALLOC(p, size) std::realloc((p), (size))
+#define STBI_FREE(p) std::free(p)
 #include <stb_image.h>
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
@@ -58,7 +66,8 @@ void check_png_chunks(const uint8_t* bytes, size_t size, const std::string& what
   static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (size < 8 || !std::equal(signature, signature + 8, bytes)) return;  // not a PNG
   for (size_t pos = 8; pos + 8 <= size;) {
-    const uint64_t length = uint64_t(bytes[pos]) << 24 | uint64_t(bytes[pos + 1]) << 16 | bytes[pos + 2] << 8 | bytes[pos + 3];
+    const uint64_t length =
+        uint64_t(bytes[pos]) << 24 | uint64_t(bytes[pos + 1]) << 16 | uint64_t(bytes[pos + 2]) << 8 | bytes[pos + 3];
     const std::string type(reinterpret_cast<const char*>(bytes + pos + 4), 4);
     FSTM_CHECK(length + 12 <= size - pos, what, ": truncated or corrupt PNG: chunk '", type, "' at byte ", pos,
                " claims ", length, " bytes, past the end of the ", size, "-byte file");

@@ -80,7 +80,8 @@ struct DataLoader::State {
 
   // ---- set-up --------------------------------------------------------------------------------
   void init() {
-    FSTM_CHECK(opt.max_bad_fraction >= 0 && opt.max_bad_fraction <= 1, "loader: max_bad_fraction ", opt.max_bad_fraction, " is not in [0, 1]");
+    FSTM_CHECK(opt.max_bad_fraction >= 0 && opt.max_bad_fraction <= 1, "loader: max_bad_fraction ",
+               opt.max_bad_fraction, " is not in [0, 1]");
     FSTM_CHECK(opt.batch_size >= 1 && opt.workers >= 1 && opt.prefetch >= 1, "loader: batch size ", opt.batch_size,
                ", workers ", opt.workers, " and prefetch ", opt.prefetch, " must be >= 1");
     size = opt.size > 0 ? opt.size : index.settings.size;
