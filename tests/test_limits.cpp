@@ -9,6 +9,7 @@
 #include "io/face.h"
 #include "io/image.h"
 #include "io/limits.h"
+#include "io/safetensors.h"
 #include "io/video.h"
 #include "tensor/error.h"
 #include "test_support.h"
@@ -139,6 +140,20 @@ TEST(InputLimits, LandmarkFilesRejectNonPositionsAndOddLabels) {
             std::string::npos);
   EXPECT_NE(load_with("1", "99999999999999999999").find("det_label must be 0 (real) or 1 (fake)"), std::string::npos);
   EXPECT_NE(load_with("1", "\"x\"").find("det_label must be 0 (real) or 1 (fake), not x"), std::string::npos);
+}
+
+TEST(InputLimits, SafetensorsClaimsAreCheckedAgainstTheFileBeforeAllocating) {
+  // A 10^12-element tensor whose offsets agree with its shape, in a file of a few hundred bytes.
+  const std::string dir = temp_dir("limits_st");
+  const std::string header = R"({"w":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4000000000000]}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((header.size() >> (8 * i)) & 0xff);
+  bytes += header + std::string(16, '\0');
+  std::ofstream(dir + "/big.safetensors", std::ios::binary) << bytes;
+  const std::string e = error_of([&] { read_safetensors(dir + "/big.safetensors"); });
+  EXPECT_NE(e.find("big.safetensors: tensor 'w': data_offsets [0, 4000000000000] go past the end of the data buffer"),
+            std::string::npos)
+      << e;
 }
 
 TEST(InputLimits, NonPositiveLimitsAreRejected) {

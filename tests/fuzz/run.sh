@@ -75,7 +75,7 @@ for t in "${targets[@]}"; do
 done
 
 {
-  echo "| target | executions | exec/s | coverage (edges) | corpus | regression inputs | result |"
+  echo "| target | executions | exec/s | coverage (edges) | corpus | crashes found and fixed (regressions/) | result |"
   echo "|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee ${table:+"$table"}
