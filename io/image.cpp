@@ -61,19 +61,31 @@ void check_jpeg_huffman_tables(const uint8_t* bytes, size_t size, const std::str
 
 // stb grows its buffer for a PNG's image data (IDAT) to the length a chunk claims before reading
 // it: a 60-byte file claiming a 2 GB chunk allocated 2 GB (tests/fuzz/fuzz_image). Every chunk
-// must fit in the file. PNG specification, section 5.3 (length, type, data, CRC).
-void check_png_chunks(const uint8_t* bytes, size_t size, const std::string& what) {
+// must fit in the file. And stb copies an empty IDAT chunk that comes before any image data into
+// its still unallocated buffer (memcpy to NULL, undefined even for 0 bytes): such chunks carry no
+// data, so a copy of the file without them is decoded instead (returned in `cleaned`; empty when
+// the file needs no change). PNG specification, section 5.3 (length, type, data, CRC).
+void check_png_chunks(const uint8_t* bytes, size_t size, const std::string& what, std::vector<uint8_t>& cleaned) {
   static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (size < 8 || !std::equal(signature, signature + 8, bytes)) return;  // not a PNG
+  std::vector<std::pair<size_t, size_t>> empty_idat;  // [begin, end) of each empty IDAT chunk
   for (size_t pos = 8; pos + 8 <= size;) {
     const uint64_t length =
         uint64_t(bytes[pos]) << 24 | uint64_t(bytes[pos + 1]) << 16 | uint64_t(bytes[pos + 2]) << 8 | bytes[pos + 3];
     const std::string type(reinterpret_cast<const char*>(bytes + pos + 4), 4);
     FSTM_CHECK(length + 12 <= size - pos, what, ": truncated or corrupt PNG: chunk '", type, "' at byte ", pos,
                " claims ", length, " bytes, past the end of the ", size, "-byte file");
-    if (type == "IEND") return;
+    if (type == "IDAT" && length == 0) empty_idat.push_back({pos, pos + 12});
+    if (type == "IEND") break;
     pos += size_t(length) + 12;
   }
+  if (empty_idat.empty()) return;
+  size_t from = 0;
+  for (const auto& [begin, end] : empty_idat) {
+    cleaned.insert(cleaned.end(), bytes + from, bytes + begin);
+    from = end;
+  }
+  cleaned.insert(cleaned.end(), bytes + from, bytes + size);
 }
 
 }  // namespace
@@ -90,7 +102,12 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
   FSTM_CHECK(size > 0, what, ": empty file, not an image");
   FSTM_CHECK(size < size_t(INT32_MAX), what, ": file too large");
   check_jpeg_huffman_tables(bytes, size, what);
-  check_png_chunks(bytes, size, what);
+  std::vector<uint8_t> cleaned;
+  check_png_chunks(bytes, size, what, cleaned);
+  if (!cleaned.empty()) {
+    bytes = cleaned.data();
+    size = cleaned.size();
+  }
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes, int(size), &w, &h, &channels))
     throw Error(detail::concat(what, ": cannot decode image (", stbi_failure_reason(), ")"));

@@ -63,6 +63,18 @@ TEST(InputLimits, ForgedPngDimensionsAreRefusedFromTheHeader) {
   EXPECT_NE(e.find("forged.png: cannot decode image"), std::string::npos) << e;
 }
 
+TEST(InputLimits, EmptyPngDataChunksDecodeAsWithout) {
+  // An empty IDAT chunk before the image data: legal, and stb would memcpy into a null buffer.
+  const std::vector<uint8_t> png = encode_png(gradient(12, 9));
+  std::vector<uint8_t> odd = png;
+  size_t idat = 8;
+  while (std::string(odd.begin() + long(idat) + 4, odd.begin() + long(idat) + 8) != "IDAT")
+    idat += 12 + (size_t(odd[idat]) << 24 | size_t(odd[idat + 1]) << 16 | size_t(odd[idat + 2]) << 8 | odd[idat + 3]);
+  const uint8_t empty[12] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  odd.insert(odd.begin() + long(idat), empty, empty + 12);
+  EXPECT_EQ(decode_image(odd.data(), odd.size(), "odd.png").rgb, gradient(12, 9).rgb);
+}
+
 TEST(InputLimits, ImageLimitIsAdjustableAndExact) {
   const std::vector<uint8_t> png = encode_png(gradient(20, 10));
   InputLimits l;
