@@ -89,6 +89,12 @@ class Checker:
             self.failures += 1
         return err / max(scale, 1e-30)
 
+    def ok(self, name, cond, detail=""):
+        """A yes/no check: one line, with `detail` when it fails."""
+        self.count += 1
+        self.failures += 0 if cond else 1
+        print(("ok   " if cond else "FAIL ") + name + (f": {detail}" if detail and not cond else ""), flush=True)
+
     def finish(self):
         print(f"{self.count - self.failures}/{self.count} comparisons within tolerance")
         sys.exit(1 if self.failures else 0)

@@ -46,10 +46,7 @@ def main():
     a = T.args()
     checker = T.Checker()
 
-    def ok(name, cond, detail=""):
-        checker.count += 1
-        checker.failures += 0 if cond else 1
-        print(("ok   " if cond else "FAIL ") + name + (f": {detail}" if detail and not cond else ""), flush=True)
+    ok = checker.ok
 
     index = D.make_index(os.path.join(a.work, "data"), train_pairs=((100, 101), (102, 103), (108, 109)),
                          val_pairs=((104, 105), (106, 107)), frames=3)
@@ -186,46 +183,39 @@ def main():
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         return r, time.time() - t0
 
-    synth = lambda out: [a.fstm, "synth", "--out", out, "--identities", 8, "--frames", 6, "--seed", 2,  # noqa: E731
-                         "--threads", 2, "--quiet"]
-    ref_data, data = os.path.join(a.work, "synth_ref"), os.path.join(a.work, "synth_killed")
-    for d in (ref_data, data):
-        shutil.rmtree(d, ignore_errors=True)
-    r, seconds = timed([str(c) for c in synth(ref_data)])
-    ok("synth: the reference run", r.returncode == 0, r.stderr[-1500:])
-    r, landed = killed_then_finished([str(c) for c in synth(data)], 3, seconds)
-    ok(f"synth: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2, r.stderr[-1500:])
-    want, got = tree_bytes(ref_data), tree_bytes(data)
-    ok(f"synth: all {len(want)} files byte-identical to the uninterrupted run",
-       got.keys() == want.keys() and all(got[k] == want[k] for k in want),
-       str(sorted(set(got) ^ set(want))[:5] or [k for k in want if got[k] != want[k]][:5]))
+    def reference_and_killed(step, command):
+        """Runs command(out) uninterrupted into <work>/<step>_ref, then killed 3 times and rerun into
+        <work>/<step>_killed; checks both finish and returns the two folders."""
+        ref, killed = os.path.join(a.work, step + "_ref"), os.path.join(a.work, step + "_killed")
+        for d in (ref, killed):
+            shutil.rmtree(d, ignore_errors=True)
+        r, seconds = timed([str(c) for c in command(ref)])
+        ok(f"{step}: the reference run", r.returncode == 0, r.stderr[-1500:])
+        r, landed = killed_then_finished([str(c) for c in command(killed)], 3, seconds)
+        ok(f"{step}: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2,
+           r.stderr[-1500:])
+        return ref, killed
 
-    extract = lambda out: [a.fstm, "extract", "--data", ref_data, "--out", out, "--frames", 3, "--size", 48,  # noqa: E731
-                           "--landmarks", os.path.join(ref_data, "ldm.json"), "--jobs", 2]
-    ref_faces, faces = os.path.join(a.work, "faces_ref"), os.path.join(a.work, "faces_killed")
-    for d in (ref_faces, faces):
-        shutil.rmtree(d, ignore_errors=True)
-    r, seconds = timed([str(c) for c in extract(ref_faces)])
-    ok("extract: the reference run", r.returncode == 0, r.stderr[-1500:])
-    r, landed = killed_then_finished([str(c) for c in extract(faces)], 3, seconds)
-    ok(f"extract: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2, r.stderr[-1500:])
-    want, got = tree_bytes(ref_faces, skip=("index.json",)), tree_bytes(faces, skip=("index.json",))
-    ok(f"extract: all {len(want)} face files byte-identical, no temporary file left",
-       got.keys() == want.keys() and all(got[k] == want[k] for k in want),
-       str(sorted(set(got) ^ set(want))[:5] or [k for k in want if got[k] != want[k]][:5]))
+    def same_files(step, what, want, got):
+        ok(f"{step}: all {len(want)} {what} byte-identical", got.keys() == want.keys() and
+           all(got[k] == want[k] for k in want),
+           str(sorted(set(got) ^ set(want))[:5] or [k for k in want if got[k] != want[k]][:5]))
+
+    ref_data, data = reference_and_killed("synth", lambda out: [
+        a.fstm, "synth", "--out", out, "--identities", 8, "--frames", 6, "--seed", 2, "--threads", 2, "--quiet"])
+    same_files("synth", "files (to the uninterrupted run)", tree_bytes(ref_data), tree_bytes(data))
+
+    ref_faces, faces = reference_and_killed("extract", lambda out: [
+        a.fstm, "extract", "--data", ref_data, "--out", out, "--frames", 3, "--size", 48,
+        "--landmarks", os.path.join(ref_data, "ldm.json"), "--jobs", 2])
+    same_files("extract", "face files (no temporary file left)", tree_bytes(ref_faces, skip=("index.json",)),
+               tree_bytes(faces, skip=("index.json",)))
     strip = lambda ix: {k: v for k, v in ix.items() if k != "root"}  # noqa: E731
     ok("extract: the index lists the same faces",
        strip(json.load(open(os.path.join(faces, "index.json")))) ==
        strip(json.load(open(os.path.join(ref_faces, "index.json")))))
 
-    demo = lambda out: [a.fstm, "demo", "--quick", "--out", out]  # noqa: E731
-    ref_demo, dem = os.path.join(a.work, "demo_ref"), os.path.join(a.work, "demo_killed")
-    for d in (ref_demo, dem):
-        shutil.rmtree(d, ignore_errors=True)
-    r, seconds = timed([str(c) for c in demo(ref_demo)])
-    ok("demo: the reference run", r.returncode == 0, r.stderr[-1500:])
-    r, landed = killed_then_finished([str(c) for c in demo(dem)], 3, seconds)
-    ok(f"demo: after {landed} kills the same command finishes", r.returncode == 0 and landed >= 2, r.stderr[-1500:])
+    ref_demo, dem = reference_and_killed("demo", lambda out: [a.fstm, "demo", "--quick", "--out", out])
     for model in ("det", "fst", "source", "target"):
         got_t, want_t = (tensors_of(os.path.join(d, "runs", model, "last.safetensors"))[0] for d in (dem, ref_demo))
         ok(f"demo: the {model} model's tensors bit-identical", got_t == want_t)

@@ -9,6 +9,7 @@
 using namespace fstm;
 
 namespace {
+using ::fstm::test::error_of;
 
 Tensor leaf(const std::vector<float>& v, const Shape& s) {
   Tensor t = Tensor::from_vector(v, s);
@@ -124,15 +125,6 @@ TEST(Autograd, HandoverGradientsMatchTheUnfusedOpsAndLeaveTheCallersGradientAlon
     }
     EXPECT_EQ(g.to_vector(), g_before);
   }
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Autograd, ErrorsNameTheTensors) {

@@ -8,27 +8,20 @@
 #include <thread>
 
 #include "fstm/detector.h"
-#include "fstm/lib/models.h"
-#include "io/safetensors.h"
 #include "tensor/error.h"
 #include "tensor/random.h"
 #include "test_support.h"
 
 namespace fstm {
 namespace {
+using ::fstm::test::error_of;
 
 // A randomly initialised det ResNet-18 for 32-pixel faces, saved as fstm train would.
 std::string checkpoint() {
   static const std::string path = [] {
-    const std::string dir = test::temp_dir("detector");
-    ModelConfig det;
-    det.type = ModelType::det;
-    det.input_size = 32;
-    auto net = build_network(det, 3);
-    io::StateDict sd;
-    for (auto& [name, t] : net->state_dict()) sd.add(name, t);
-    io::write_safetensors(dir + "/det.safetensors", sd, model_metadata(det));
-    return dir + "/det.safetensors";
+    const std::string path = test::temp_dir("detector") + "/det.safetensors";
+    test::write_det_checkpoint(path, 32, 3);
+    return path;
   }();
   return path;
 }
@@ -43,15 +36,6 @@ std::vector<io::Image> faces(int n) {
     out.push_back(std::move(im));
   }
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Detector, ConcurrentCallsGiveTheSameScoresAsOneCaller) {

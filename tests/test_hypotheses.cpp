@@ -156,13 +156,7 @@ class HypothesisCommand : public ::testing::Test {
     spec.size = 32;
     fs::create_directories(*dir_ + "/faces");
     test::make_fst_index(*dir_ + "/faces", spec);
-    ModelConfig det;
-    det.type = ModelType::det;
-    det.input_size = 32;
-    auto net = build_network(det, 1);
-    io::StateDict sd;
-    for (auto& [name, t] : net->state_dict()) sd.add(name, t);
-    io::write_safetensors(*dir_ + "/det.safetensors", sd, model_metadata(det));
+    test::write_det_checkpoint(*dir_ + "/det.safetensors", 32, 1);
   }
   static void TearDownTestSuite() {
     delete dir_;

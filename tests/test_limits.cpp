@@ -16,6 +16,7 @@
 
 namespace fstm::io {
 namespace {
+using test::error_of;
 using test::temp_dir;
 
 // The limits of this process for the scope of one test.
@@ -24,15 +25,6 @@ struct ScopedLimits {
   explicit ScopedLimits(const InputLimits& l) { set_input_limits(l); }
   ~ScopedLimits() { set_input_limits(saved); }
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Image gradient(int w, int h) {
   Image im = Image::blank(w, h);

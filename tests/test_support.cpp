@@ -1,6 +1,9 @@
 #include "tests/test_support.h"
 
+#include "fstm/lib/models.h"
+#include "io/safetensors.h"
 #include "layers/basic.h"
+#include "tensor/error.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +156,25 @@ std::string read_text(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+void write_det_checkpoint(const std::string& path, int input_size, uint64_t seed) {
+  ModelConfig det;
+  det.type = ModelType::det;
+  det.input_size = input_size;
+  auto net = build_network(det, seed);
+  io::StateDict sd;
+  for (auto& [name, t] : net->state_dict()) sd.add(name, t);
+  io::write_safetensors(path, sd, model_metadata(det));
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 CommandResult run_fstm(const std::string& args, const std::string& dir) {

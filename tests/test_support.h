@@ -2,6 +2,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ std::string source_dir();   // the repository root
 std::string binary_dir();   // the build folder (fstm, tests/, test_tmp/)
 std::string temp_dir(const std::string& name);  // a fresh directory under the build tree
 std::string read_text(const std::string& path);  // "" when the file cannot be read
+// A randomly initialised det ResNet-18 for `input_size`-pixel faces, written to `path` with its
+// metadata as fstm train writes a checkpoint.
+void write_det_checkpoint(const std::string& path, int input_size, uint64_t seed);
+// The message of the fstm::Error that f throws; "" when it throws none (other exceptions propagate).
+std::string error_of(const std::function<void()>& f);
 
 // Runs the built `fstm` with `args` (progress bars off), stdout and stderr captured through files in dir.
 struct CommandResult {

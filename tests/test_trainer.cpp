@@ -17,6 +17,7 @@
 
 namespace fstm {
 namespace {
+using ::fstm::test::error_of;
 
 namespace fs = std::filesystem;
 
@@ -69,15 +70,6 @@ std::vector<nlohmann::json> metrics_without_time(const std::string& dir) {
     out.push_back(j);
   }
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 class Trainer : public ::testing::Test {
