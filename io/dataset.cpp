@@ -48,8 +48,6 @@ std::string id_text(const json& v, const std::string& file) {
   throw Error(detail::concat(file, ": ids must be strings such as \"035\""));
 }
 
-json read_json(const std::string& path, const char* what) { return read_json_file(path, what); }
-
 // A JSON number as the type fstm stores, refusing what would not fit: nlohmann converts 5.6e64 to
 // an int with a plain cast, which is undefined behaviour (found by tests/fuzz/fuzz_face_index).
 int64_t int_of(const json& v, const char* key) {
@@ -112,7 +110,7 @@ std::map<std::string, std::string> load_ffpp_splits(const std::string& dir) {
   std::map<std::string, std::string> split_of;
   for (const std::string& split : split_names()) {
     const std::string path = (fs::path(dir) / (split + ".json")).string();
-    const json j = read_json(path, "split file");
+    const json j = read_json_file(path, "split file");
     FSTM_CHECK(j.is_array(), path, ": expected a list of id pairs [[\"071\", \"054\"], ...]");
     for (const json& pair : j) {
       FSTM_CHECK(pair.is_array() && pair.size() == 2, path, ": every entry must be a pair [a, b], got ", pair.dump());
@@ -311,7 +309,7 @@ void FaceIndex::save(const std::string& path) {
 }
 
 FaceIndex FaceIndex::load(const std::string& path) {
-  const json j = read_json(path, "index");
+  const json j = read_json_file(path, "index");
   FaceIndex ix;
   ix.root = fs::absolute(path).parent_path().string();
   try {

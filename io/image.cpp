@@ -123,13 +123,11 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& what) {
 }
 
 Image load_image(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  FSTM_CHECK(f.good(), path, ": cannot open image file");
-  std::error_code ec;
-  const uintmax_t bytes_on_disk = std::filesystem::file_size(path, ec);
-  FSTM_CHECK(ec || bytes_on_disk < uintmax_t(INT32_MAX), path, ": ", bytes_on_disk,
+  const InputFile file(path);  // names the path when it is missing, unreadable or not a regular file
+  FSTM_CHECK(file.size() < uint64_t(INT32_MAX), path, ": ", file.size(),
              " bytes, too large for an image file (at most 2 GB; refused before reading)");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes(size_t(file.size()));
+  file.read_at(0, bytes.data(), bytes.size());
   return decode_image(bytes.data(), bytes.size(), path);
 }
 
