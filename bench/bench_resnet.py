@@ -66,13 +66,20 @@ def main():
     p.add_argument("--train-batch", type=int, default=32)
     p.add_argument("--iterations", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workloads", default="infer-f32,infer-bf16,train",
+                   help="which rows to run, comma-separated (default: all three)")
     args = p.parse_args()
 
-    workloads = [
-        ("inference f32", "infer", args.infer_batch, "f32", 1.4),
-        ("inference bf16", "infer", args.infer_batch, "bf16", 2.0),
-        ("training step", "train", args.train_batch, "f32", 1.2),
-    ]
+    all_workloads = {
+        "infer-f32": ("inference f32", "infer", args.infer_batch, "f32", 1.4),
+        "infer-bf16": ("inference bf16", "infer", args.infer_batch, "bf16", 2.0),
+        "train": ("training step", "train", args.train_batch, "f32", 1.2),
+    }
+    chosen = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in chosen if w not in all_workloads]
+    if unknown or not chosen:
+        p.error(f"--workloads: unknown {unknown}, choose from {', '.join(all_workloads)}")
+    workloads = [all_workloads[w] for w in chosen]
     rows = []
     for name, mode, batch, dtype, target in workloads:
         ours, theirs, rss_ours, rss_theirs = [], [], [], []
@@ -89,10 +96,10 @@ def main():
         rows.append((f"{args.arch} {name}, batch {batch}", o, t, o / t, target,
                      statistics.median(rss_ours), statistics.median(rss_theirs)))
 
-    print(f"\n| workload | fstm img/s | PyTorch img/s | ratio | target | fstm peak RSS MB | PyTorch peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n| workload | fstm img/s | PyTorch img/s | ratio | target | fstm peak RSS MB | PyTorch peak RSS MB | RSS ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for w, o, t, r, target, ro, rt in rows:
-        print(f"| {w} | {o:.1f} | {t:.1f} | {r:.2f}x | >= {target}x | {ro:.0f} | {rt:.0f} |")
+        print(f"| {w} | {o:.1f} | {t:.1f} | {r:.2f}x | >= {target}x | {ro:.0f} | {rt:.0f} | {ro / rt:.2f}x |")
 
 
 if __name__ == "__main__":
