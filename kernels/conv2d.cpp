@@ -2,6 +2,9 @@
 
 #include "kernels/depthwise_conv.h"
 #include "kernels/dispatch.h"
+#if FSTM_HAVE_ONEDNN
+#include "kernels/cpu/onednn_common.h"
+#endif
 
 namespace fstm::kernels {
 
@@ -32,6 +35,21 @@ void conv2d_check(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2
   const Shape y = conv2d_output_shape(x.shape(), w.shape(), p);
   FSTM_CHECK(y[1] >= 1 && y[2] >= 1, "conv2d: input ", x.describe(), " is smaller than the ", w.size(2), "x",
              w.size(3), " kernel ", w.describe());
+}
+
+void set_fast_conv(bool enabled) {
+#if FSTM_HAVE_ONEDNN
+  onednn::set_conv2d_winograd(enabled);
+#else
+  (void)enabled;
+#endif
+}
+bool fast_conv() {
+#if FSTM_HAVE_ONEDNN
+  return onednn::conv2d_winograd();
+#else
+  return false;
+#endif
 }
 
 namespace {

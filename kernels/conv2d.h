@@ -28,6 +28,14 @@ void conv2d_check(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2
 
 FSTM_CONV2D_KERNELS
 namespace ref { FSTM_CONV2D_KERNELS }
+
+// Fast convolutions (fstm train and fstm bench --fast-conv): oneDNN's Winograd kernels for dense 3x3
+// stride-1 layers, where oneDNN has them. A ResNet-18 training step runs about 1.5x faster, and the
+// rounding grows to 0.3-2% in the first layers' gradients (kernels/cpu/onednn_common.h), so it is
+// off by default; FSTM_CONV_WINOGRAD=1 turns it on from the start. A process-wide setting. Builds
+// without oneDNN have no such kernels: there it stays off.
+void set_fast_conv(bool enabled);
+bool fast_conv();
 namespace cpu { FSTM_CONV2D_KERNELS }
 namespace cuda { FSTM_CONV2D_KERNELS }
 

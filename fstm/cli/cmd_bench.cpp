@@ -13,6 +13,7 @@
 #include "fstm/cli/commands.h"
 #include "fstm/lib/models.h"
 #include "kernels/backend.h"
+#include "kernels/conv2d.h"
 #include "layers/classifier.h"
 #include "layers/inference.h"
 #include "layers/optim.h"
@@ -29,6 +30,7 @@ struct BenchOptions {
   std::string fst_head = "mlp";
   int batch = 64, size = 224, threads = 0, iterations = 5, warmup = 1, classes = 1000;
   bool json = false;
+  bool fast_conv = false;
 };
 
 double peak_rss_mb() {
@@ -39,6 +41,7 @@ double peak_rss_mb() {
 
 int run_bench(const BenchOptions& o) {
   if (o.threads > 0) kernels::set_num_threads(o.threads);
+  if (o.fast_conv) kernels::set_fast_conv(true);
   const Device device = Device::parse(o.device);
   const DType dtype = parse_dtype(o.dtype);
   FSTM_CHECK(dtype == DType::f32 || dtype == DType::bf16 || dtype == DType::f16, "--dtype must be f32, bf16 or f16");
@@ -116,6 +119,7 @@ int run_bench(const BenchOptions& o) {
   }
   for (int i = 0; i < o.warmup; ++i) step();
   if (device.is_cuda()) cuda_backend()->synchronize(device.index);
+  const uint64_t system_allocations_before = cpu_allocator_stats().system_allocations;
   std::vector<double> seconds;
   for (int i = 0; i < o.iterations; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -128,11 +132,14 @@ int run_bench(const BenchOptions& o) {
   nlohmann::json r = {{"arch", o.arch},       {"model", o.model},      {"mode", o.mode},        {"dtype", o.dtype},
                       {"batch", o.batch},     {"size", o.size},        {"threads", kernels::num_threads()},
                       {"device", o.device},   {"backend", backend},    {"iterations", o.iterations},
-                      {"median_s", median},   {"images_per_s", o.batch / median}, {"peak_rss_mb", peak_rss_mb()}};
-  if (!device.is_cuda()) {  // what of the peak RSS is tensors: live at most, and the allocator's cache
+                      {"median_s", median},   {"images_per_s", o.batch / median}, {"peak_rss_mb", peak_rss_mb()},
+                      {"fast_conv", kernels::fast_conv()}};
+  if (!device.is_cuda()) {  // what of the peak RSS is tensors: live at most, and what the allocator holds
     const AllocatorStats a = cpu_allocator_stats();
     r["tensor_peak_mb"] = double(a.peak_bytes_in_use) / (1 << 20);
-    r["tensor_cached_mb"] = double(a.bytes_cached) / (1 << 20);
+    r["tensor_reserved_mb"] = double(a.bytes_reserved) / (1 << 20);
+    // Segments asked of the system per timed iteration: 0 when the allocator's memory is reused.
+    r["system_allocations_per_iteration"] = double(a.system_allocations - system_allocations_before) / o.iterations;
   }
   // Device memory: the most the caching allocator handed out at once (model, data, activations,
   // plan buffers and workspaces; not its cache or cuBLAS's workspace), like torch.cuda.max_memory_allocated.
@@ -177,6 +184,7 @@ Command make_bench_command() {
     s->add_option("--warmup", o->warmup, "Untimed iterations first")->capture_default_str()->check(CLI::NonNegativeNumber);
     s->add_option("--classes", o->classes, "Classes of the head")->capture_default_str()->check(CLI::PositiveNumber);
     s->add_option("--device", o->device, "cpu or cuda[:N]")->capture_default_str();
+    s->add_flag("--fast-conv", o->fast_conv, "CPU: oneDNN's Winograd convolutions (as fstm train --fast-conv)");
     s->add_flag("--json", o->json, "Print one JSON object");
     return s;
   };

@@ -79,7 +79,8 @@ nlohmann::json comparable_config(nlohmann::json config) {
   for (const char* key : {"threads", "workers", "checkpoint_every", "max_steps", "out", "data", "max_bad_fraction"})
     config.erase(key);
   // Settings added later compare equal to their absence in older runs' config.json when at their default.
-  if (config.value("nondeterministic_algorithms", false) == false) config.erase("nondeterministic_algorithms");
+  for (const char* key : {"nondeterministic_algorithms", "fast_conv"})
+    if (config.value(key, false) == false) config.erase(key);
   return config;
 }
 

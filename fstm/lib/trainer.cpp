@@ -17,6 +17,7 @@
 #include "io/loader.h"
 #include "io/safetensors.h"
 #include "kernels/backend.h"
+#include "kernels/conv2d.h"
 #include "kernels/cuda_options.h"
 #include "layers/basic.h"
 #include "layers/optim.h"
@@ -61,7 +62,7 @@ void from_json(const nlohmann::json& j, std::optional<Balance>& v) {
   X(balance) X(augment) X(photometric) X(jitter) X(flip) X(workers) X(optimizer) X(lr) X(weight_decay)          \
   X(momentum) X(nesterov) X(schedule) X(warmup_epochs) X(step_epochs) X(gamma) X(min_lr) X(batch) X(epochs)     \
   X(val_batch) X(l_src) X(l_tgt) X(l_int) X(int_bound) X(fst_head) X(fst_hidden) X(seed) X(threads) X(device)  \
-  X(nondeterministic_algorithms) X(max_steps) X(checkpoint_every) X(max_bad_fraction)
+  X(nondeterministic_algorithms) X(fast_conv) X(max_steps) X(checkpoint_every) X(max_bad_fraction)
 
 nlohmann::json train_options_json(const TrainOptions& o) {
   nlohmann::json j;
@@ -180,7 +181,10 @@ double count_correct(const Tensor& logits, const Tensor& labels) {
 
 class Trainer {
  public:
-  explicit Trainer(const TrainOptions& o) : o_(o) {}
+  explicit Trainer(const TrainOptions& o) : o_(o), fast_conv_before_(kernels::fast_conv()) {}
+  ~Trainer() { kernels::set_fast_conv(fast_conv_before_); }
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
   TrainResult run() {
     setup();
@@ -232,6 +236,7 @@ class Trainer {
     schedule_.kind = o_.schedule;
     device_ = o_.device;
     kernels::cuda::set_deterministic_algorithms(!o_.nondeterministic_algorithms);
+    if (o_.fast_conv) kernels::set_fast_conv(true);
     for (const std::string& c : o_.compressions) io::parse_compression(c);
 
     FSTM_CHECK(fs::exists(o_.data), o_.data, ": no such face index (write one with fstm extract)");
@@ -640,6 +645,7 @@ class Trainer {
   }
 
   TrainOptions o_;
+  const bool fast_conv_before_;  // the process-wide setting, restored when the run ends
   ModelType type_ = ModelType::det;
   std::vector<std::string> methods_;  // trained_methods()
   Device device_;
